@@ -1,0 +1,25 @@
+# mlpipe: download -> preprocess -> train -> evaluate -> analysis -> report.
+# Run locally with `snakemake --cores 2`; on OSC with `snakemake --profile profiles/osc`.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

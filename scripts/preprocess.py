@@ -1,0 +1,27 @@
+"""Preprocess stage: split a raw dataset into uint8 train/val/test arrays with metadata."""
+
+import argparse
+import json
+from pathlib import Path
+
+from mlpipe.cli import run_main
+from mlpipe.preprocess.stage import preprocess_dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", type=json.loads, required=True, help="the config's dataset section, as JSON")
+    parser.add_argument("--raw-dir", type=Path, required=True)
+    parser.add_argument("--processed-dir", type=Path, required=True)
+    args = parser.parse_args()
+    preprocess_dataset(
+        args.raw_dir,
+        args.processed_dir,
+        val_fraction=args.dataset["val_fraction"],
+        test_fraction=args.dataset["test_fraction"],
+        split_seed=args.dataset["split_seed"],
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)

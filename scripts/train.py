@@ -1,0 +1,37 @@
+"""Train stage: train one run; with --gpus N > 1, relaunch itself under torchrun (one process per GPU)."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from mlpipe.cli import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--hparams", type=json.loads, required=True, help="the run's hyperparameters, as JSON")
+    parser.add_argument("--processed-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True, help="declared outputs: metrics, best/last weights, run config")
+    parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    from mlpipe.training.distributed import launched_by_torchrun
+
+    if args.gpus > 1 and not launched_by_torchrun():
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}"]
+        os.execv(sys.executable, [*torchrun, __file__, *sys.argv[1:]])
+
+    from mlpipe.training.device import allow_cpu_from_env
+    from mlpipe.training.loop import RunPaths, train_run
+
+    paths = RunPaths(args.processed_dir, args.out_dir, args.state_dir)
+    train_run(args.run_id, args.hparams, paths, gpus=args.gpus, threads=args.threads, allow_cpu=allow_cpu_from_env())
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""Stage 5: tables and plots over all runs of a sweep."""

@@ -1,0 +1,126 @@
+"""Load and check the workflow config, and expand its sweep into named runs.
+
+Errors are :class:`ConfigError` with one line that names the offending key, so the
+Snakefile can stop before any job starts with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9.+-]+$")
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message is one line naming the key."""
+
+
+def load_schema(schema_path: str | Path) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def validate_config(config: dict, schema: Mapping) -> dict:
+    """Fill in schema defaults and validate ``config`` in place; return it."""
+    validator = _validator_with_defaults(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_one_line(error))
+    return config
+
+
+def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
+    """Validate ``config``, check every name, and return the runs it defines."""
+    from mlpipe.download.sources import dataset_names
+    from mlpipe.models.registry import check_model_name
+
+    validate_config(config, schema)
+    dataset = config["dataset"]["name"]
+    if dataset not in dataset_names():
+        raise ConfigError(f"dataset.name: unknown dataset {dataset!r}; allowed: {', '.join(dataset_names())}")
+    runs = expand_sweep(config, schema)
+    for hparams in runs.values():
+        try:
+            check_model_name(hparams["model"])
+        except ValueError as error:
+            raise ConfigError(f"{_model_key(config)}: {error}") from None
+    return runs
+
+
+def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
+    """Return ``{run_id: hyperparameters}`` for every grid point times every seed.
+
+    A run id names only the swept values (``lr-0.1_seed-0``), in config order, so it is
+    readable and stays the same when an unrelated key changes.
+    """
+    train_schema = schema["properties"]["train"]
+    grid: Mapping[str, list] = config["sweep"]["grid"]
+    for key, values in grid.items():
+        if key not in train_schema["properties"]:
+            allowed = ", ".join(train_schema["properties"])
+            raise ConfigError(f"sweep.grid.{key}: unknown hyperparameter; allowed: {allowed}")
+        for index, value in enumerate(values):
+            _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
+            _id_value(f"sweep.grid.{key}[{index}]", value)
+
+    runs: dict[str, dict] = {}
+    for combination in itertools.product(*grid.values()):
+        for seed in config["sweep"]["seeds"]:
+            hparams = {**config["train"], **dict(zip(grid, combination)), "seed": seed}
+            parts = [f"{key}-{_id_value(key, value)}" for key, value in zip(grid, combination)]
+            run_id = "_".join([*parts, f"seed-{seed}"])
+            if run_id in runs:
+                raise ConfigError(f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value")
+            runs[run_id] = hparams
+    return runs
+
+
+def _check_value(key: str, value: Any, schema: Mapping) -> None:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is not None:
+        raise ConfigError(f"{key}: {error.message}")
+
+
+def _id_value(key: str, value: Any) -> str:
+    text = str(value).lower() if isinstance(value, bool) else format(value, "g") if isinstance(value, float) else str(value)
+    if not RUN_ID_VALUE.match(text):
+        raise ConfigError(f"{key}: value {value!r} cannot be part of a run id; use letters, digits, '.', '+' or '-'")
+    return text
+
+
+def _model_key(config: Mapping) -> str:
+    return "sweep.grid.model" if "model" in config["sweep"]["grid"] else "train.model"
+
+
+def _one_line(error: jsonschema.exceptions.ValidationError) -> str:
+    key = ".".join(str(part) for part in error.absolute_path) or "config"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(error.schema.get("properties", {}))
+        unknown = ", ".join(sorted(set(error.instance) - set(error.schema.get("properties", {}))))
+        return f"{key}: unknown key(s) {unknown}; allowed: {allowed}"
+    if error.validator == "enum":
+        return f"{key}: {error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
+    return f"{key}: {error.message}"
+
+
+def _validator_with_defaults(schema: Mapping) -> jsonschema.protocols.Validator:
+    """A validator that also writes each missing property's schema default into the config."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for name, property_schema in properties.items():
+                if "default" in property_schema:
+                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+

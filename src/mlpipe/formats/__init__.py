@@ -1,0 +1,1 @@
+"""Readers and writers of the on-disk dataset formats, shared by download and preprocess."""

@@ -1,0 +1,1 @@
+"""Image classifiers, built by name through :mod:`mlpipe.models.registry`."""

@@ -1,0 +1,109 @@
+"""Entry point of the preprocess stage: raw files -> split uint8 arrays + meta.json.
+
+Images are decoded one chunk at a time and scattered straight into memory-mapped ``.npy``
+files, so a dataset larger than RAM works and peak memory stays near one chunk. Each file
+is written under a temporary name and renamed when complete; ``meta.json`` comes last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mlpipe.io import atomic_path, read_json, write_json
+from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS
+from mlpipe.preprocess.readers import open_reader
+from mlpipe.preprocess.split import TRAIN, assign_source_splits
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 4096
+
+
+def preprocess_dataset(
+    raw_dir: Path,
+    processed_dir: Path,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> dict:
+    manifest = read_json(raw_dir / MANIFEST_NAME)
+    reader = open_reader(raw_dir, manifest)
+    num_classes = len(manifest["classes"])
+    labels = {split: reader.labels(split) for split in reader.split_names()}
+    for split, split_labels in labels.items():
+        if len(split_labels) and (split_labels.min() < 0 or split_labels.max() >= num_classes):
+            raise ValueError(f"{raw_dir}: labels of split {split!r} fall outside 0..{num_classes - 1}")
+    assignment = assign_source_splits(labels, val_fraction, test_fraction, split_seed)
+    positions, counts = _positions(assignment)
+
+    histograms = np.zeros((reader.shape[0], 256), dtype=np.int64)  # train pixel histograms, per channel
+    processed_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        image_paths = [stack.enter_context(atomic_path(processed_dir / f"{name}_images.npy")) for name in SPLITS]
+        images_out = [
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *reader.shape))
+            for path, count in zip(image_paths, counts)
+        ]
+        labels_out = [np.empty(count, dtype=np.int64) for count in counts]
+        for split in reader.split_names():
+            for start, chunk in reader.chunks(split, chunk_size):
+                stop = start + len(chunk)
+                codes, where = assignment[split][start:stop], positions[split][start:stop]
+                for target, (images, target_labels) in enumerate(zip(images_out, labels_out)):
+                    mask = codes == target
+                    images[where[mask]] = chunk[mask]
+                    target_labels[where[mask]] = labels[split][start:stop][mask]
+                    if target == TRAIN:
+                        for channel in range(chunk.shape[1]):
+                            histograms[channel] += np.bincount(chunk[mask, channel].ravel(), minlength=256)
+        for images in images_out:
+            images.flush()
+        del images_out
+        for name, target_labels in zip(SPLITS, labels_out):
+            with atomic_path(processed_dir / f"{name}_labels.npy") as tmp:
+                np.save(tmp, target_labels)
+
+    mean, std = _channel_stats(histograms)
+    meta = {
+        "dataset": manifest["dataset"],
+        "classes": manifest["classes"],
+        "num_classes": num_classes,
+        "shape": list(reader.shape),
+        "mean": mean,
+        "std": std,
+        "counts": dict(zip(SPLITS, map(int, counts))),
+        "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        **({"skipped": manifest["skipped"]} if "skipped" in manifest else {}),
+    }
+    write_json(processed_dir / META_NAME, meta)
+    log.info("processed %s: %s", manifest["dataset"], meta["counts"])
+    return meta
+
+
+def _positions(assignment: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Index of each example inside its target array, keeping source order; and target sizes."""
+    counts = [0] * len(SPLITS)
+    positions = {}
+    for split, codes in assignment.items():
+        where = np.empty(len(codes), dtype=np.int64)
+        for target in range(len(SPLITS)):
+            mask = codes == target
+            where[mask] = counts[target] + np.arange(int(mask.sum()))
+            counts[target] += int(mask.sum())
+        positions[split] = where
+    return positions, counts
+
+
+def _channel_stats(histograms: np.ndarray) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std of pixel values scaled to [0, 1], from 256-bin histograms."""
+    values = np.arange(256, dtype=np.float64) / 255
+    total = histograms.sum(axis=1)
+    mean = (histograms * values).sum(axis=1) / total
+    variance = (histograms * values**2).sum(axis=1) / total - mean**2
+    return [float(m) for m in mean], [float(s) for s in np.sqrt(np.maximum(variance, 0))]

@@ -1,0 +1,185 @@
+"""The training data path: uint8 arrays kept on the device, batches cut, augmented and normalised there.
+
+airbench's lesson: for small images the data loader, not the GPU, is the bottleneck. So the
+processed uint8 arrays are copied to the GPU once when they fit (leaving a configurable share
+of its memory free); every batch is then an index into that tensor, augmented (random crop
+with padding, horizontal flip) and normalised on the GPU. When the data does not fit, batches
+are gathered on the host into pinned buffers and copied without blocking. On the CPU the same
+code runs on CPU tensors.
+
+Randomness is drawn once per epoch from a generator seeded by (seed, epoch): the order and
+the augmentation of step ``k`` of epoch ``e`` are the same whether or not the run was
+interrupted, which is what makes resume bit-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlpipe.io import read_json
+from mlpipe.layout import META_NAME
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    crop_padding: int = 0
+    flip: bool = False
+
+
+@dataclass
+class EpochPlan:
+    """Everything random about one epoch, drawn up front."""
+
+    order: torch.Tensor  # permutation of example indices
+    shifts: torch.Tensor | None  # (N, 2) crop offsets in [0, 2 * padding]
+    flips: torch.Tensor | None  # (N,) bool
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    entropy = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(entropy))
+
+
+def load_split(processed_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map a split's images (N, C, H, W uint8) and load its labels (int64)."""
+    images = np.load(processed_dir / f"{split}_images.npy", mmap_mode="r")
+    labels = np.load(processed_dir / f"{split}_labels.npy")
+    return images, labels
+
+
+def load_meta(processed_dir: Path) -> dict:
+    return read_json(processed_dir / META_NAME)
+
+
+def fits_on_device(nbytes: int, device: torch.device, headroom: float) -> bool:
+    if device.type != "cuda":
+        return True
+    free, total = torch.cuda.mem_get_info(device)
+    return nbytes <= free - headroom * total
+
+
+def to_device_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy."""
+    tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0].copy()).dtype, device=device)
+    rows = max(1, COPY_CHUNK_BYTES // max(1, array[0].nbytes if len(array) else 1))
+    for start in range(0, len(array), rows):
+        tensor[start : start + rows].copy_(torch.from_numpy(np.array(array[start : start + rows])))
+    return tensor
+
+
+class Normalizer:
+    """uint8 -> float, (x / 255 - mean) / std as one multiply-add."""
+
+    def __init__(self, mean: list[float], std: list[float], device: torch.device, channels_last: bool):
+        std_tensor = torch.tensor(std, device=device).clamp_min(1e-8)
+        self.scale = (1 / (255 * std_tensor)).view(1, -1, 1, 1)
+        self.offset = (-torch.tensor(mean, device=device) / std_tensor).view(1, -1, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = torch.addcmul(self.offset, images.float(), self.scale)
+        return out.contiguous(memory_format=self.memory_format)
+
+
+class TrainBatches:
+    """Shuffled, augmented, normalised training batches for one rank of one run."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        device: torch.device,
+        normalizer: Normalizer,
+        augmentation: Augmentation,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        on_device: bool = True,
+    ):
+        self.count = len(labels)
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalizer
+        self.augmentation = augmentation
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.on_device = on_device or device.type != "cuda"
+        storage = device if self.on_device else torch.device("cpu")
+        self.images = to_device_tensor(images, storage)
+        self.labels = torch.from_numpy(np.asarray(labels)).to(storage)
+        if not self.on_device:
+            self.images = self.images.pin_memory()
+            self.labels = self.labels.pin_memory()
+            self._pinned = [torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)]
+            self._copied = [torch.cuda.Event(), torch.cuda.Event()]
+        # Drop the last partial batch: a batch of one breaks batch-norm, and each epoch reshuffles.
+        self.steps_per_epoch = max(1, self.count // batch_size)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        generator = epoch_generator(self.seed, epoch)
+        order = torch.randperm(self.count, generator=generator)
+        shifts = flips = None
+        padding = self.augmentation.crop_padding
+        if padding:
+            shifts = torch.randint(0, 2 * padding + 1, (self.count, 2), generator=generator)
+        if self.augmentation.flip:
+            flips = torch.rand(self.count, generator=generator) < 0.5
+        to = self.device if self.on_device else torch.device("cpu")
+        return EpochPlan(order.to(to), None if shifts is None else shifts.to(self.device), None if flips is None else flips.to(self.device))
+
+    def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``step`` of the epoch: this rank's share of the global batch."""
+        positions = torch.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.count))
+        positions = positions[self.rank :: self.world_size]
+        index = plan.order[positions.to(plan.order.device)]
+        images, labels = self._gather(index, step)
+        positions = positions.to(self.device)
+        if plan.shifts is not None:
+            images = random_crop(images, plan.shifts[positions], self.augmentation.crop_padding)
+        if plan.flips is not None:
+            images = torch.where(plan.flips[positions].view(-1, 1, 1, 1), images.flip(3), images)
+        return self.normalize(images), labels
+
+    def _gather(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.on_device:
+            return self.images[index], self.labels[index]
+        # Two pinned buffers used in turn: the gather into one overlaps the copy out of the other.
+        slot = step % 2
+        self._copied[slot].synchronize()
+        buffer = self._pinned[slot][: len(index)]
+        torch.index_select(self.images, 0, index, out=buffer)
+        images = buffer.to(self.device, non_blocking=True)
+        self._copied[slot].record()
+        return images, self.labels[index].to(self.device, non_blocking=True)
+
+
+def random_crop(images: torch.Tensor, shifts: torch.Tensor, padding: int) -> torch.Tensor:
+    """Crop each image at its own offset from a zero-padded copy, in one gather on the device."""
+    batch, channels, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    rows = (shifts[:, 0:1] + torch.arange(height, device=images.device)).view(batch, 1, height, 1)
+    cols = (shifts[:, 1:2] + torch.arange(width, device=images.device)).view(batch, 1, 1, width)
+    batch_index = torch.arange(batch, device=images.device).view(batch, 1, 1, 1)
+    channel_index = torch.arange(channels, device=images.device).view(1, channels, 1, 1)
+    return padded[batch_index, channel_index, rows, cols]
+
+
+def eval_batches(images, labels, batch_size: int, device: torch.device, normalizer: Normalizer):
+    """Fixed-order batches for evaluation, from device tensors or (memory-mapped) host arrays."""
+    for start in range(0, len(labels), batch_size):
+        batch_images, batch_labels = images[start : start + batch_size], labels[start : start + batch_size]
+        if isinstance(batch_images, np.ndarray):
+            batch_images = torch.from_numpy(np.array(batch_images))
+            batch_labels = torch.from_numpy(np.asarray(batch_labels))
+        yield normalizer(batch_images.to(device, non_blocking=True)), batch_labels.to(device, non_blocking=True)

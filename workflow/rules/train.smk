@@ -1,0 +1,29 @@
+rule train:
+    input:
+        data=processed_data(),
+        code=rule_code("train"),
+        script="scripts/train.py",
+    output:
+        metrics=run_path("metrics.csv"),
+        best=run_path("best.pt"),
+        last=run_path("last.pt"),
+        run_config=run_path("run_config.json"),
+    params:
+        hparams=run_hparams,
+        processed_dir=lambda wildcards, input: Path(input.data[0]).parent,
+        out_dir=lambda wildcards, output: Path(output.metrics).parent,
+        # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
+        state_dir=lambda wildcards: str(CHECKPOINT_ROOT / wildcards.run),
+    conda:
+        "../../envs/torch.yaml"
+    log:
+        log_path("train"),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=0,
+    shell:
+        "python {input.script} --run-id {wildcards.run:q} --hparams {params.hparams:q}"
+        " --processed-dir {params.processed_dir:q} --out-dir {params.out_dir:q} --state-dir {params.state_dir:q}"
+        " --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"
