@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9.+-]+$")
+RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
 class ConfigError(ValueError):
@@ -91,7 +91,7 @@ def _check_value(key: str, value: Any, schema: Mapping) -> None:
 def _id_value(key: str, value: Any) -> str:
     text = str(value).lower() if isinstance(value, bool) else format(value, "g") if isinstance(value, float) else str(value)
     if not RUN_ID_VALUE.match(text):
-        raise ConfigError(f"{key}: value {value!r} cannot be part of a run id; use letters, digits, '.', '+' or '-'")
+        raise ConfigError(f"{key}: value {value!r} cannot be part of a run id; use letters, digits, '.', '_', '+' or '-'")
     return text
 
 

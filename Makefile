@@ -1,0 +1,38 @@
+# Everyday commands. `make run` and `make test` set up .venv on first use.
+VENV ?= .venv
+PYTHON ?= python3
+# PyTorch is installed on its own first, so a lab can point this at the build its cluster needs.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+CORES ?= 2
+
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup run report test lint benchmark clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	pip install --quiet --upgrade pip
+	pip install --quiet $(TORCH_SPEC)
+	pip install --quiet -e '.[test]'
+	touch $@
+
+run: setup  ## the whole pipeline on the built-in dataset, then the HTML report
+	snakemake --cores $(CORES)
+	snakemake --report results/report.html
+
+report: setup
+	snakemake --report results/report.html
+
+test: setup  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when slurm-wlm is installed)
+	pytest
+
+lint: setup
+	snakemake --lint
+
+benchmark: setup  ## end-to-end wall time and accuracy of the default pipeline
+	python benchmarks/pipeline.py
+
+clean:
+	rm -rf results/* data .snakemake

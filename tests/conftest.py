@@ -1,0 +1,111 @@
+"""Shared fixtures: a copy of the workflow in a temp folder, and a way to run real Snakemake in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON_BIN = Path(sys.executable).parent
+
+# The default config cut down so that an end-to-end run takes seconds: 2 runs of 3 epochs.
+SMALL_CONFIG_OVERRIDES = {
+    "train": {"epochs": 3},
+    "sweep": {"grid": {"lr": [0.05, 0.1]}, "seeds": [0]},
+}
+
+
+def repo_files() -> list[str]:
+    """Files of the checkout that a fresh clone would have (tracked, or new and not ignored)."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout
+    return [name for name in listing.split("\0") if name and (REPO / name).is_file()]
+
+
+def copy_workflow(destination: Path) -> Path:
+    for name in repo_files():
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return destination
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def edit_config(workdir: Path, overrides: dict) -> dict:
+    """Apply ``overrides`` to the copy's config/config.yaml (as a user editing it would)."""
+    path = workdir / "config" / "config.yaml"
+    config = deep_update(yaml.safe_load(path.read_text()), overrides)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def job_env() -> dict:
+    """The environment of a user with the venv activated: `python` in rule commands is this one."""
+    env = dict(os.environ)
+    env["PATH"] = f"{PYTHON_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir, env=job_env(), capture_output=True, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would execute, as {rule: count}, read from Snakemake's job-stats table."""
+    output = snakemake(workdir, "--dry-run", "--quiet", "rules", *args).stdout
+    jobs, in_table = {}, False
+    for line in output.splitlines():
+        fields = line.split()
+        if fields[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(fields) == 2 and fields[1].isdigit() and fields[0] != "total":
+            jobs[fields[0]] = int(fields[1])
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def finished_workflow(tmp_path_factory) -> Path:
+    """The real workflow, run once to completion on the small config."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("finished"))
+    edit_config(workdir, SMALL_CONFIG_OVERRIDES)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture
+def workflow_copy(tmp_path) -> Path:
+    """A fresh copy of the workflow (not yet run) on the small config."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    edit_config(workdir, SMALL_CONFIG_OVERRIDES)
+    return workdir
+
+
+@pytest.fixture
+def finished_copy(finished_workflow, tmp_path) -> Path:
+    """A private copy of the finished workflow, outputs and Snakemake metadata included."""
+    destination = tmp_path / "finished"
+    shutil.copytree(finished_workflow, destination, symlinks=True)
+    return destination

@@ -1,0 +1,109 @@
+"""Config checks: every mistake stops before any job with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, edit_config, snakemake
+from mlpipe.config import ConfigError, check_config, expand_sweep, load_schema
+
+SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def checked(overrides: dict | None = None, remove: tuple[str, ...] = ()) -> dict[str, dict]:
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict) and isinstance(config.get(section), dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    for dotted in remove:
+        section, key = dotted.split(".")
+        del config[section][key]
+    return check_config(config, SCHEMA)
+
+
+def test_default_config_defines_four_readable_runs():
+    runs = checked()
+    assert list(runs) == ["lr-0.05_seed-0", "lr-0.05_seed-1", "lr-0.1_seed-0", "lr-0.1_seed-1"]
+    assert runs["lr-0.1_seed-1"]["lr"] == 0.1 and runs["lr-0.1_seed-1"]["seed"] == 1
+    assert runs["lr-0.1_seed-1"]["epochs"] == DEFAULT_CONFIG["train"]["epochs"]
+
+
+def test_every_default_config_key_is_in_the_schema_with_the_same_default():
+    for section in ("dataset", "train"):
+        for key, value in DEFAULT_CONFIG[section].items():
+            assert SCHEMA["properties"][section]["properties"][key]["default"] == value, f"{section}.{key}"
+
+
+def test_missing_keys_take_schema_defaults():
+    runs = checked(remove=("train.label_smoothing", "train.warmup_epochs"))
+    first = next(iter(runs.values()))
+    assert first["label_smoothing"] == 0.0 and first["warmup_epochs"] == 1
+
+
+def test_run_ids_use_every_swept_key_in_config_order():
+    runs = checked({"sweep": {"grid": {"batch_size": [32], "model": ["small_cnn", "airbench"]}, "seeds": [3]}})
+    assert list(runs) == ["batch_size-32_model-small_cnn_seed-3", "batch_size-32_model-airbench_seed-3"]
+    assert runs["batch_size-32_model-airbench_seed-3"]["model"] == "airbench"
+
+
+def test_run_ids_stay_the_same_when_an_unswept_key_changes():
+    assert list(checked({"train": {"epochs": 99}})) == list(checked())
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"train": {"epochs": -1}}, "train.epochs: -1 is less than the minimum of 1"),
+        ({"train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type 'integer'"),
+        ({"train": {"optimizer": "lion"}}, "train.optimizer: 'lion' is not allowed; allowed: sgd, adamw"),
+        ({"train": {"colour": "red"}}, "train: unknown key(s) colour; allowed: model, epochs,"),
+        ({"sparkle": 1}, "config: unknown key(s) sparkle; allowed: results_dir,"),
+        ({"train": {"model": "resnet9000"}}, "train.model: unknown model 'resnet9000'; allowed: small_cnn, resnet18_cifar, airbench,"),
+        ({"dataset": {"name": "imagenet22k"}}, "dataset.name: unknown dataset 'imagenet22k'; allowed: digits"),
+        ({"sweep": {"grid": {"lr": []}}}, "sweep.grid.lr: [] should be non-empty"),
+        ({"sweep": {"seeds": []}}, "sweep.seeds: [] should be non-empty"),
+        ({"sweep": {"grid": {"learning_rate": [0.1]}}}, "sweep.grid.learning_rate: unknown hyperparameter; allowed: model, epochs,"),
+        ({"sweep": {"grid": {"lr": [0.1, -0.1]}}}, "sweep.grid.lr[1]: -0.1 is less than or equal to the minimum of 0"),
+        ({"sweep": {"grid": {"model": ["small_cnn", "bogus"]}}}, "sweep.grid.model: unknown model 'bogus'"),
+        ({"sweep": {"grid": {"lr": [0.1, 0.10]}}}, "sweep.grid: two grid points give the same run id 'lr-0.1_seed-0'"),
+        ({"dataset": {"val_fraction": 1.5}}, "dataset.val_fraction: 1.5 is greater than or equal to the maximum of 1"),
+    ],
+)
+def test_invalid_config_names_the_key(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        checked(overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_expand_sweep_without_grid_gives_one_run_per_seed():
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["sweep"] = {"grid": {}, "seeds": [0, 1, 2]}
+    check_config(config, SCHEMA)
+    assert list(expand_sweep(config, SCHEMA)) == ["seed-0", "seed-1", "seed-2"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"train": {"epochs": -3}}, "config error: train.epochs: -3 is less than the minimum of 1"),
+        ({"train": {"model": "nope"}}, "config error: train.model: unknown model 'nope'"),
+        ({"sweep": {"grid": {"lr": []}}}, "config error: sweep.grid.lr: [] should be non-empty"),
+    ],
+)
+def test_snakemake_stops_with_one_line_before_any_job(workflow_copy: Path, overrides, message):
+    edit_config(workflow_copy, overrides)
+    result = snakemake(workflow_copy, "--cores", "1", check=False)
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert error_lines[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not (workflow_copy / "data").exists()
+    assert not (workflow_copy / "results" / "logs").exists()

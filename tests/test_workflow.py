@@ -1,0 +1,117 @@
+"""End-to-end: the real workflow run by real Snakemake in a temp copy, and what reruns after edits."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import edit_config, planned_jobs, snakemake
+
+RUN_IDS = ["lr-0.05_seed-0", "lr-0.1_seed-0"]
+
+
+def test_full_run_produces_every_output(finished_workflow):
+    results = finished_workflow / "results"
+    summary = pd.read_csv(results / "summary.csv")
+    assert list(summary["run_id"]) == RUN_IDS
+    assert list(summary.columns) == ["run_id", "lr", "seed", "best_val_acc", "best_epoch", "test_acc", "train_seconds"]
+    assert summary["lr"].tolist() == [0.05, 0.1]
+    assert summary["test_acc"].between(0.5, 1.0).all()  # 3 epochs on digits: far above the 10% of chance
+    for run_id in RUN_IDS:
+        run_dir = results / "runs" / run_id
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        assert metrics["epoch"].tolist() == [1, 2, 3]
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds"} <= set(metrics.columns)
+        run_config = json.loads((run_dir / "run_config.json").read_text())
+        assert run_config["hparams"]["lr"] == summary.set_index("run_id").loc[run_id, "lr"]
+        assert run_config["hparams"]["epochs"] == 3
+        evaluation = json.loads((run_dir / "evaluation.json").read_text())
+        assert len(evaluation["per_class"]) == 10
+        assert evaluation["test_accuracy"] == summary.set_index("run_id").loc[run_id, "test_acc"]
+        confusion = pd.read_csv(run_dir / "confusion.csv", index_col="true_class")
+        assert confusion.to_numpy().sum() == evaluation["test_count"]
+        assert (run_dir / "best.pt").stat().st_size > 0 and (run_dir / "last.pt").stat().st_size > 0
+    for plot in ("learning_curves", "test_accuracy", "confusion_best"):
+        assert (results / "plots" / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    processed = finished_workflow / "data" / "processed" / "digits"
+    meta = json.loads((processed / "meta.json").read_text())
+    assert sum(meta["counts"].values()) == 1797
+    leftovers = [path for path in finished_workflow.rglob("*.tmp*") if ".snakemake" not in path.parts]
+    assert leftovers == []
+
+
+def test_nothing_to_do_after_a_complete_run(finished_copy):
+    assert planned_jobs(finished_copy) == {}
+
+
+def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy):
+    model_file = finished_copy / "src" / "mlpipe" / "models" / "small_cnn.py"
+    model_file.write_text(model_file.read_text() + "\n# a change to the model\n")
+    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_editing_training_code_retrains_every_run(finished_copy):
+    loop_file = finished_copy / "src" / "mlpipe" / "training" / "schedule.py"
+    loop_file.write_text(loop_file.read_text() + "\n# a change to the schedule\n")
+    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
+    plots_file = finished_copy / "src" / "mlpipe" / "analysis" / "plots.py"
+    plots_file.write_text(plots_file.read_text() + "\n# a change to a plot\n")
+    assert planned_jobs(finished_copy) == {"plot": 1, "all": 1}
+
+
+def test_editing_preprocess_code_reruns_preprocess_and_everything_after_it(finished_copy):
+    split_file = finished_copy / "src" / "mlpipe" / "preprocess" / "split.py"
+    split_file.write_text(split_file.read_text() + "\n# a change to the split\n")
+    assert planned_jobs(finished_copy) == {"preprocess": 1, "train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_changing_a_sweep_value_trains_only_the_new_run(finished_copy):
+    edit_config(finished_copy, {"sweep": {"grid": {"lr": [0.05, 0.2]}}})
+    assert planned_jobs(finished_copy) == {"train": 1, "evaluate": 1, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_adding_a_sweep_value_trains_only_the_new_runs(finished_copy):
+    edit_config(finished_copy, {"sweep": {"grid": {"lr": [0.05, 0.1, 0.2]}, "seeds": [0, 1]}})
+    # Three new runs: lr 0.2 with seed 0, and every lr with the new seed 1.
+    assert planned_jobs(finished_copy) == {"train": 4, "evaluate": 4, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_changing_a_base_hyperparameter_retrains_the_runs_it_reaches(finished_copy):
+    edit_config(finished_copy, {"train": {"weight_decay": 0.001}})
+    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_changing_a_swept_key_in_the_base_config_changes_nothing(finished_copy):
+    # Every run overrides the base lr with its grid value, so no run's hyperparameters change.
+    edit_config(finished_copy, {"train": {"lr": 0.5}})
+    assert planned_jobs(finished_copy) == {}
+
+
+def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
+    edit_config(finished_copy, {"dataset": {"split_seed": 1}})
+    assert planned_jobs(finished_copy) == {"preprocess": 1, "train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+
+
+def test_report_holds_every_plot_and_the_table(finished_copy):
+    snakemake(finished_copy, "--report", "results/report.html")
+    html = (finished_copy / "results" / "report.html").read_text()
+    for name in ("summary.csv", "learning_curves.png", "test_accuracy.png", "confusion_best.png"):
+        assert name in html
+
+
+def test_lint_reports_nothing(workflow_copy):
+    result = snakemake(workflow_copy, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
+def test_dag_can_be_drawn_before_anything_runs(workflow_copy, flag):
+    dot = snakemake(workflow_copy, flag).stdout
+    assert dot.lstrip().startswith("digraph")
+    for rule in ("download", "preprocess", "train", "evaluate", "summarize", "plot"):
+        assert rule in dot
