@@ -20,8 +20,14 @@ def main() -> None:
     parser.add_argument("--confusion", type=Path, required=True)
     args = parser.parse_args()
 
-    plots.plot_sweep(pd.read_csv(args.summary), args.runs_dir, args.swept,
-                     learning_curves=args.learning_curves, test_accuracy=args.test_accuracy, confusion=args.confusion)
+    plots.plot_sweep(
+        pd.read_csv(args.summary),
+        args.runs_dir,
+        args.swept,
+        learning_curves=args.learning_curves,
+        test_accuracy=args.test_accuracy,
+        confusion=args.confusion,
+    )
 
 
 if __name__ == "__main__":

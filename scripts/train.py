@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ def main() -> None:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--hparams", type=json.loads, required=True, help="the run's hyperparameters, as JSON")
     parser.add_argument("--processed-dir", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True, help="declared outputs: metrics, best/last weights, run config")
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="declared outputs: metrics, best/last weights, run config"
+    )
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=None)
@@ -23,6 +26,11 @@ def main() -> None:
     from mlpipe.training.distributed import launched_by_torchrun
 
     if args.gpus > 1 and not launched_by_torchrun():
+        # One process per GPU. The torchrun agent ignores SIGUSR1 (inherited through exec) so that
+        # SLURM's warning before walltime reaches the workers, which checkpoint, and not the agent,
+        # which would die of it and take the workers down.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (args.threads or args.gpus) // args.gpus)))
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}"]
         os.execv(sys.executable, [*torchrun, __file__, *sys.argv[1:]])
 

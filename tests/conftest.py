@@ -25,7 +25,10 @@ def repo_files() -> list[str]:
     """Files of the checkout that a fresh clone would have (tracked, or new and not ignored)."""
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True, text=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return [name for name in listing.split("\0") if name and (REPO / name).is_file()]
 
@@ -66,10 +69,16 @@ def job_env() -> dict:
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir, env=job_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=workdir,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -48,12 +48,25 @@ class TrainProcess:
     def __init__(self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None):
         self.lines: list[str] = []
         command = [
-            sys.executable, str(REPO / "scripts" / "train.py"), "--run-id", run_dir.name, "--hparams", json.dumps(params),
-            "--processed-dir", str(processed), "--out-dir", str(run_dir / "out"), "--state-dir", str(run_dir / "state"),
-            "--threads", "1", *extra,
+            sys.executable,
+            str(REPO / "scripts" / "train.py"),
+            "--run-id",
+            run_dir.name,
+            "--hparams",
+            json.dumps(params),
+            "--processed-dir",
+            str(processed),
+            "--out-dir",
+            str(run_dir / "out"),
+            "--state-dir",
+            str(run_dir / "state"),
+            "--threads",
+            "1",
+            *extra,
         ]
-        self.process = subprocess.Popen(command, env=env or job_env(), stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=env or job_env(), stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -76,6 +89,22 @@ class TrainProcess:
     @property
     def log(self) -> str:
         return "".join(self.lines)
+
+
+def signal_process_tree(root_pid: int, signum: int) -> None:
+    """Signal a process and all its descendants (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    pending = [root_pid]
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, []))
+        os.kill(pid, signum)
 
 
 def train(run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None) -> TrainProcess:
@@ -171,17 +200,19 @@ def test_a_finished_run_trains_again_from_scratch(uninterrupted_run, processed_d
 
 def test_changed_hyperparameters_do_not_resume_an_old_checkpoint(processed_digits, tmp_path):
     run_dir = tmp_path / "changed"
-    process = TrainProcess(run_dir, processed_digits, hparams(epochs=3, batch_size=8))
-    process.wait_for("epoch 1/3")
+    process = TrainProcess(run_dir, processed_digits, hparams(epochs=2, batch_size=8))
+    process.wait_for("epoch 1/2")
     process.process.send_signal(signal.SIGUSR1)
     assert process.finish() == EXIT_CHECKPOINTED
-    changed = train(run_dir, processed_digits, hparams(epochs=3, batch_size=8, lr=0.01))
+    changed = train(run_dir, processed_digits, hparams(epochs=2, batch_size=8, lr=0.01))
     assert "not resuming" in changed.log and "hparams changed" in changed.log
     assert "resuming" not in changed.log.replace("not resuming", "")
 
 
 def test_exploding_loss_stops_with_the_step_named(processed_digits, tmp_path):
-    process = TrainProcess(tmp_path / "nan", processed_digits, hparams(lr=1e12, epochs=2, warmup_epochs=0, schedule="constant"))
+    process = TrainProcess(
+        tmp_path / "nan", processed_digits, hparams(lr=1e12, epochs=2, warmup_epochs=0, schedule="constant")
+    )
     assert process.finish() == 1
     last_line = process.log.strip().splitlines()[-1]
     assert last_line.startswith("error: NonFiniteLossError: training loss is ")
@@ -208,8 +239,25 @@ def test_allow_cpu_switch_lets_a_gpu_job_train_on_the_cpu(processed_digits, tmp_
     assert "on cpu" in run.log
 
 
-@pytest.mark.parametrize("model", ["resnet18_cifar", "airbench"])
-def test_other_builtin_models_train(processed_digits, tmp_path, model):
-    run_dir = tmp_path / model
-    train(run_dir, processed_digits, hparams(model=model, epochs=1, batch_size=128))
-    assert json.loads((run_dir / "out" / "run_config.json").read_text())["hparams"]["model"] == model
+def test_two_process_ddp_run_on_cpu_resumes_after_sigusr1_like_an_uninterrupted_one(processed_digits, tmp_path):
+    env = job_env() | {"MLPIPE_ALLOW_CPU": "1"}
+    params = hparams(epochs=3, batch_size=16)
+    reference = train(tmp_path / "ddp-reference", processed_digits, params, "--gpus", "2", env=env)
+    assert "2 process(es)" in reference.log
+
+    run_dir = tmp_path / "ddp"
+    process = TrainProcess(run_dir, processed_digits, params, "--gpus", "2", env=env)
+    process.wait_for("epoch 1/3")
+    time.sleep(0.2)
+    signal_process_tree(process.process.pid, signal.SIGUSR1)  # as SLURM does: every process of the job step
+    assert process.finish() != 0
+    assert "state saved, rerun to resume" in process.log
+    saved = load_checkpoint(run_dir / "state" / "resume.pt")
+    assert saved["fingerprint"]["world_size"] == 2 and saved["progress"]["epoch"] >= 1
+
+    resumed = train(run_dir, processed_digits, params, "--gpus", "2", env=env)
+    assert "resuming" in resumed.log
+    run_config = json.loads((run_dir / "out" / "run_config.json").read_text())
+    assert run_config["world_size"] == 2
+    assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "ddp-reference"))
+    pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(tmp_path / "ddp-reference"))

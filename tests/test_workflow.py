@@ -67,7 +67,14 @@ def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
 def test_editing_preprocess_code_reruns_preprocess_and_everything_after_it(finished_copy):
     split_file = finished_copy / "src" / "mlpipe" / "preprocess" / "split.py"
     split_file.write_text(split_file.read_text() + "\n# a change to the split\n")
-    assert planned_jobs(finished_copy) == {"preprocess": 1, "train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == {
+        "preprocess": 1,
+        "train": 2,
+        "evaluate": 2,
+        "summarize": 1,
+        "plot": 1,
+        "all": 1,
+    }
 
 
 def test_changing_a_sweep_value_trains_only_the_new_run(finished_copy):
@@ -94,7 +101,14 @@ def test_changing_a_swept_key_in_the_base_config_changes_nothing(finished_copy):
 
 def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
     edit_config(finished_copy, {"dataset": {"split_seed": 1}})
-    assert planned_jobs(finished_copy) == {"preprocess": 1, "train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == {
+        "preprocess": 1,
+        "train": 2,
+        "evaluate": 2,
+        "summarize": 1,
+        "plot": 1,
+        "all": 1,
+    }
 
 
 def test_report_holds_every_plot_and_the_table(finished_copy):

@@ -77,7 +77,9 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
             parts = [f"{key}-{_id_value(key, value)}" for key, value in zip(grid, combination)]
             run_id = "_".join([*parts, f"seed-{seed}"])
             if run_id in runs:
-                raise ConfigError(f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value")
+                raise ConfigError(
+                    f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value"
+                )
             runs[run_id] = hparams
     return runs
 
@@ -89,9 +91,17 @@ def _check_value(key: str, value: Any, schema: Mapping) -> None:
 
 
 def _id_value(key: str, value: Any) -> str:
-    text = str(value).lower() if isinstance(value, bool) else format(value, "g") if isinstance(value, float) else str(value)
+    text = (
+        str(value).lower()
+        if isinstance(value, bool)
+        else format(value, "g")
+        if isinstance(value, float)
+        else str(value)
+    )
     if not RUN_ID_VALUE.match(text):
-        raise ConfigError(f"{key}: value {value!r} cannot be part of a run id; use letters, digits, '.', '_', '+' or '-'")
+        raise ConfigError(
+            f"{key}: value {value!r} cannot be part of a run id; use letters, digits, '.', '_', '+' or '-'"
+        )
     return text
 
 
@@ -123,4 +133,3 @@ def _validator_with_defaults(schema: Mapping) -> jsonschema.protocols.Validator:
         yield from validate_properties(validator, properties, instance, subschema)
 
     return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
-

@@ -24,7 +24,7 @@ RULE_CODE = {
 
 
 def rule_code(rule: str) -> list[str]:
-    """Sorted paths of the package sources that ``rule`` depends on (relative to the working directory when inside it)."""
+    """Sorted paths of the package sources that ``rule`` depends on, relative to the working directory if inside it."""
     files: set[Path] = set()
     for entry in [*SHARED, *RULE_CODE[rule]]:
         path = PACKAGE_DIR / entry

@@ -7,18 +7,25 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display on compute nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from mlpipe.analysis.summary import best_run_id  # noqa: E402
-from mlpipe.io import atomic_path  # noqa: E402
+from mlpipe.analysis.summary import best_run_id
+from mlpipe.io import atomic_path
 
 DPI = 120
 
 
-def plot_sweep(summary: pd.DataFrame, runs_dir: Path, swept_keys: list[str], *, learning_curves: Path,
-               test_accuracy: Path, confusion: Path) -> None:
+def plot_sweep(
+    summary: pd.DataFrame,
+    runs_dir: Path,
+    swept_keys: list[str],
+    *,
+    learning_curves: Path,
+    test_accuracy: Path,
+    confusion: Path,
+) -> None:
     """Every plot of a sweep, from its summary table and run folders."""
     metrics = {run_id: pd.read_csv(runs_dir / run_id / "metrics.csv") for run_id in summary["run_id"]}
     plot_learning_curves(metrics, learning_curves)
@@ -73,8 +80,15 @@ def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> None:
     axis.imshow(matrix, cmap="Blues")
     if len(classes) <= 30:
         for (row, column), count in np.ndenumerate(matrix):
-            axis.text(column, row, str(count), ha="center", va="center",
-                      color="white" if count > matrix.max() / 2 else "black", fontsize="small")
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if count > matrix.max() / 2 else "black",
+                fontsize="small",
+            )
     ticks = range(len(classes))
     axis.set_xticks(ticks, classes, rotation=90 if len(classes) > 10 else 0)
     axis.set_yticks(ticks, classes)

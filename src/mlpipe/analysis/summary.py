@@ -20,15 +20,17 @@ def summarize_runs(runs_dir: Path, run_ids: list[str], swept_keys: list[str]) ->
         run_config = read_json(run_dir / "run_config.json")
         evaluation = read_json(run_dir / "evaluation.json")
         hparams = run_config["hparams"]
-        rows.append({
-            "run_id": run_id,
-            **{key: hparams[key] for key in swept_keys},
-            "seed": hparams["seed"],
-            "best_val_acc": run_config["best_val_acc"],
-            "best_epoch": run_config["best_epoch"],
-            "test_acc": evaluation["test_accuracy"],
-            "train_seconds": run_config["train_seconds"],
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                **{key: hparams[key] for key in swept_keys},
+                "seed": hparams["seed"],
+                "best_val_acc": run_config["best_val_acc"],
+                "best_epoch": run_config["best_epoch"],
+                "test_acc": evaluation["test_accuracy"],
+                "train_seconds": run_config["train_seconds"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

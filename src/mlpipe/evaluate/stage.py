@@ -34,14 +34,18 @@ def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:
     ]
 
 
-def evaluate_run(best_path: Path, processed_dir: Path, metrics_path: Path, confusion_path: Path, batch_size: int = 1024) -> dict:
+def evaluate_run(
+    best_path: Path, processed_dir: Path, metrics_path: Path, confusion_path: Path, batch_size: int = 1024
+) -> dict:
     checkpoint = load_checkpoint(best_path)
     device = choose_device(0)
     model = build_model(checkpoint["model"], checkpoint["in_channels"], checkpoint["num_classes"]).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     images, labels = load_split(processed_dir, "test")
     normalizer = Normalizer(checkpoint["mean"], checkpoint["std"], device, channels_last=False)
-    loss_sum, predictions = predict(model, images, labels, batch_size, device, normalizer, choose_precision(device, "fp32"))
+    loss_sum, predictions = predict(
+        model, images, labels, batch_size, device, normalizer, choose_precision(device, "fp32")
+    )
     predictions = predictions.numpy()
     classes = checkpoint["classes"]
     confusion = confusion_matrix(labels, predictions, len(classes))
@@ -53,8 +57,11 @@ def evaluate_run(best_path: Path, processed_dir: Path, metrics_path: Path, confu
         "best_val_acc": checkpoint["val_acc"],
         "per_class": per_class_metrics(confusion, classes),
     }
-    write_csv(confusion_path, ({"true_class": name, **dict(zip(classes, map(int, row)))} for name, row in zip(classes, confusion)),
-              ["true_class", *classes])
+    write_csv(
+        confusion_path,
+        ({"true_class": name, **dict(zip(classes, map(int, row)))} for name, row in zip(classes, confusion)),
+        ["true_class", *classes],
+    )
     write_json(metrics_path, result)
     log.info("test accuracy %.4f on %d images", result["test_accuracy"], len(labels))
     return result

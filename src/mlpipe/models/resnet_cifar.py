@@ -27,7 +27,9 @@ class ResNet18(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, widths=(64, 128, 256, 512)):
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
         )
         layers, channels = [], widths[0]
         for index, width in enumerate(widths):

@@ -121,7 +121,9 @@ class TrainBatches:
         if not self.on_device:
             self.images = self.images.pin_memory()
             self.labels = self.labels.pin_memory()
-            self._pinned = [torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)]
+            self._pinned = [
+                torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)
+            ]
             self._copied = [torch.cuda.Event(), torch.cuda.Event()]
         # Drop the last partial batch: a batch of one breaks batch-norm, and each epoch reshuffles.
         self.steps_per_epoch = max(1, self.count // batch_size)
@@ -136,7 +138,11 @@ class TrainBatches:
         if self.augmentation.flip:
             flips = torch.rand(self.count, generator=generator) < 0.5
         to = self.device if self.on_device else torch.device("cpu")
-        return EpochPlan(order.to(to), None if shifts is None else shifts.to(self.device), None if flips is None else flips.to(self.device))
+        return EpochPlan(
+            order.to(to),
+            None if shifts is None else shifts.to(self.device),
+            None if flips is None else flips.to(self.device),
+        )
 
     def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Step ``step`` of the epoch: this rank's share of the global batch."""

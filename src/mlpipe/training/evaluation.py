@@ -9,8 +9,15 @@ from mlpipe.training.device import Precision
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images, labels, batch_size: int, device: torch.device, normalizer: Normalizer,
-            precision: Precision) -> tuple[float, torch.Tensor]:
+def predict(
+    model: torch.nn.Module,
+    images,
+    labels,
+    batch_size: int,
+    device: torch.device,
+    normalizer: Normalizer,
+    precision: Precision,
+) -> tuple[float, torch.Tensor]:
     """Return the summed cross-entropy loss and the predicted class of every example."""
     was_training = model.training
     model.eval()

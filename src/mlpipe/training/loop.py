@@ -77,9 +77,13 @@ class Progress:
     finished: bool = False
 
 
-def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, threads: int | None = None, allow_cpu: bool = False) -> Progress:
+def train_run(
+    run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, threads: int | None = None, allow_cpu: bool = False
+) -> Progress:
     device = choose_device(gpus, int(os.environ.get("LOCAL_RANK", "0")), allow_cpu)
     group = init_process_group(device.type == "cuda")
+    if not group.is_main:
+        logging.getLogger("mlpipe").setLevel(logging.WARNING)  # one log per run, from rank 0
     _configure_torch(device, threads)
     precision = choose_precision(device, hparams["precision"])
     meta = load_meta(paths.processed_dir)
@@ -110,7 +114,11 @@ def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, thr
     optimizer = build_optimizer(model, hparams, device)
     scheduler = build_scheduler(optimizer, hparams, batches.steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema_decay"]), use_buffers=True) if hparams["ema_decay"] else None
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema_decay"]), use_buffers=True)
+        if hparams["ema_decay"]
+        else None
+    )
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=hparams["label_smoothing"])
     train_model = model
     if group.distributed:
@@ -118,7 +126,13 @@ def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, thr
     if hparams["compile"]:
         train_model = torch.compile(train_model)
 
-    fingerprint = {"run_id": run_id, "hparams": hparams, "data": meta, "code": code_fingerprint(*CODE_PACKAGES), "world_size": group.world_size}
+    fingerprint = {
+        "run_id": run_id,
+        "hparams": hparams,
+        "data": meta,
+        "code": code_fingerprint(*CODE_PACKAGES),
+        "world_size": group.world_size,
+    }
     progress, partial = Progress(), None
     resume_path = paths.state_dir / RESUME_NAME
     state = _load_resumable(resume_path, fingerprint)
@@ -137,24 +151,33 @@ def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, thr
 
     def checkpoint(partial_sums=None) -> None:
         if group.is_main:
-            save_checkpoint(resume_path, {
-                "fingerprint": fingerprint,
-                "progress": asdict(progress),
-                "partial": partial_sums,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "rng": _rng_state(device),
-            })
+            save_checkpoint(
+                resume_path,
+                {
+                    "fingerprint": fingerprint,
+                    "progress": asdict(progress),
+                    "partial": partial_sums,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "rng": _rng_state(device),
+                },
+            )
 
     eval_model = ema.module if ema is not None else model
     steps = batches.steps_per_epoch
     log.info(
         "training %s: %s on %s (%s, %s), %d epochs x %d steps, data %s",
-        run_id, hparams["model"], device_name(device), precision.name, f"{group.world_size} process(es)",
-        hparams["epochs"], steps, "on device" if on_device else "streamed from pinned host memory",
+        run_id,
+        hparams["model"],
+        device_name(device),
+        precision.name,
+        f"{group.world_size} process(es)",
+        hparams["epochs"],
+        steps,
+        "on device" if on_device else "streamed from pinned host memory",
     )
     with StopRequest() as stop:
         for epoch in range(progress.epoch, hparams["epochs"]):
@@ -167,7 +190,9 @@ def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, thr
             started = time.perf_counter()
             for step in range(progress.step, steps):
                 images, labels = batches.batch(plan, step)
-                with torch.autocast(device.type, dtype=precision.autocast_dtype, enabled=precision.autocast_dtype is not None):
+                with torch.autocast(
+                    device.type, dtype=precision.autocast_dtype, enabled=precision.autocast_dtype is not None
+                ):
                     logits = train_model(images)
                     loss = criterion(logits, labels)
                 optimizer.zero_grad(set_to_none=True)
@@ -192,18 +217,40 @@ def train_run(run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, thr
             epoch_seconds = time.perf_counter() - started
             progress.train_seconds += epoch_seconds
             totals = sum_across(sums.sum(dim=1), group)
-            row = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[2]).item(), "train_acc": (totals[1] / totals[2]).item()}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": (totals[0] / totals[2]).item(),
+                "train_acc": (totals[1] / totals[2]).item(),
+            }
             if group.is_main:
-                val_loss, val_acc = evaluate_model(eval_model, val_images, val_labels, hparams["eval_batch_size"], device, normalizer, precision)
-                row.update(val_loss=val_loss, val_acc=val_acc, lr=scheduler.get_last_lr()[0], epoch_seconds=epoch_seconds,
-                           images_per_second=float(totals[2]) / epoch_seconds)
-                log.info("epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.4g  %.2fs  %.0f img/s",
-                         epoch + 1, hparams["epochs"], row["train_loss"], row["train_acc"], val_loss, val_acc, row["lr"],
-                         epoch_seconds, row["images_per_second"])
+                val_loss, val_acc = evaluate_model(
+                    eval_model, val_images, val_labels, hparams["eval_batch_size"], device, normalizer, precision
+                )
+                row.update(
+                    val_loss=val_loss,
+                    val_acc=val_acc,
+                    lr=scheduler.get_last_lr()[0],
+                    epoch_seconds=epoch_seconds,
+                    images_per_second=float(totals[2]) / epoch_seconds,
+                )
+                log.info(
+                    "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.4g  %.2fs  %.0f img/s",
+                    epoch + 1,
+                    hparams["epochs"],
+                    row["train_loss"],
+                    row["train_acc"],
+                    val_loss,
+                    val_acc,
+                    row["lr"],
+                    epoch_seconds,
+                    row["images_per_second"],
+                )
                 # Small validation sets tie on accuracy; the lower loss breaks the tie.
                 if (val_acc, -val_loss) > (progress.best_val_acc, -progress.best_val_loss):
                     progress.best_val_acc, progress.best_val_loss, progress.best_epoch = val_acc, val_loss, epoch + 1
-                    save_checkpoint(paths.state_dir / BEST_NAME, _weights(eval_model, hparams, meta, epoch + 1, val_acc))
+                    save_checkpoint(
+                        paths.state_dir / BEST_NAME, _weights(eval_model, hparams, meta, epoch + 1, val_acc)
+                    )
             progress.rows.append(row)
             progress.epoch, progress.step = epoch + 1, 0
             stopping = any_across(stop.requested, group, device)
@@ -234,8 +281,12 @@ def _load_resumable(resume_path: Path, fingerprint: dict) -> dict | None:
 
 
 def _exit_checkpointed(stop: StopRequest, progress: Progress, group) -> None:
-    log.warning("stopped on %s after epoch %d step %d; state saved, rerun to resume",
-                stop.signal_name or "another rank's request", progress.epoch, progress.step)
+    log.warning(
+        "stopped on %s after epoch %d step %d; state saved, rerun to resume",
+        stop.signal_name or "another rank's request",
+        progress.epoch,
+        progress.step,
+    )
     shutdown(group)
     sys.exit(EXIT_CHECKPOINTED)
 
@@ -265,24 +316,29 @@ def _weights(model: torch.nn.Module, hparams: dict, meta: dict, epoch: int, val_
     }
 
 
-def _write_outputs(run_id, hparams, meta, paths: RunPaths, progress: Progress, model, device, precision, world_size) -> None:
+def _write_outputs(
+    run_id, hparams, meta, paths: RunPaths, progress: Progress, model, device, precision, world_size
+) -> None:
     write_csv(paths.out_dir / "metrics.csv", progress.rows, METRIC_FIELDS)
     last = progress.rows[-1]
     save_checkpoint(paths.out_dir / LAST_NAME, _weights(model, hparams, meta, progress.epoch, last["val_acc"]))
     with atomic_path(paths.out_dir / BEST_NAME) as tmp:
         shutil.copyfile(paths.state_dir / BEST_NAME, tmp)
-    write_json(paths.out_dir / "run_config.json", {
-        "run_id": run_id,
-        "hparams": hparams,
-        "dataset": {key: meta[key] for key in ("dataset", "num_classes", "shape", "counts", "split")},
-        "device": device_name(device),
-        "precision": precision.name,
-        "world_size": world_size,
-        "best_epoch": progress.best_epoch,
-        "best_val_acc": progress.best_val_acc,
-        "train_seconds": progress.train_seconds,
-        "torch": torch.__version__,
-    })
+    write_json(
+        paths.out_dir / "run_config.json",
+        {
+            "run_id": run_id,
+            "hparams": hparams,
+            "dataset": {key: meta[key] for key in ("dataset", "num_classes", "shape", "counts", "split")},
+            "device": device_name(device),
+            "precision": precision.name,
+            "world_size": world_size,
+            "best_epoch": progress.best_epoch,
+            "best_val_acc": progress.best_val_acc,
+            "train_seconds": progress.train_seconds,
+            "torch": torch.__version__,
+        },
+    )
 
 
 def _configure_torch(device: torch.device, threads: int | None) -> None:

@@ -14,7 +14,9 @@ def build_optimizer(model: torch.nn.Module, hparams: dict, device: torch.device)
     groups = [{"params": decay, "weight_decay": hparams["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
     fused = device.type == "cuda"  # one kernel per step instead of one per tensor
     if hparams["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=hparams["lr"], momentum=hparams["momentum"], nesterov=hparams["momentum"] > 0, fused=fused)
+        return torch.optim.SGD(
+            groups, lr=hparams["lr"], momentum=hparams["momentum"], nesterov=hparams["momentum"] > 0, fused=fused
+        )
     if hparams["optimizer"] == "adamw":
         return torch.optim.AdamW(groups, lr=hparams["lr"], betas=(hparams["momentum"], 0.999), fused=fused)
     raise ValueError(f"train.optimizer: unknown optimizer {hparams['optimizer']!r}; allowed: sgd, adamw")

@@ -21,7 +21,9 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, decay: str) -> flo
     raise ValueError(f"train.schedule: unknown schedule {decay!r}; allowed: constant, cosine, linear")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     total_steps = hparams["epochs"] * steps_per_epoch
     warmup_steps = round(hparams.get("warmup_epochs", 0) * steps_per_epoch)
     decay = hparams.get("schedule", "constant")
