@@ -1,0 +1,59 @@
+"""End-to-end wall time and accuracy of the default pipeline on the built-in dataset.
+
+Copies the workflow into a fresh temp folder (no data, no results, no Snakemake metadata),
+runs `snakemake --cores N` there with the default config, and prints the wall time, the
+number of jobs and the test accuracy of the run chosen by validation accuracy.
+Target (issue 2): <= 60 s on 2 CPU cores, >= 97% test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mlpipe.analysis.summary import best_run_id
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "scripts", "src", "envs"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:
+        workdir = Path(scratch)
+        for name in WORKFLOW_FILES:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            else:
+                shutil.copy2(source, workdir / name)
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--quiet"], cwd=workdir, env=env, check=True
+        )
+        wall_seconds = time.perf_counter() - started
+        summary = pd.read_csv(workdir / "results" / "summary.csv")
+
+    best = summary.set_index("run_id").loc[best_run_id(summary)]
+    print(f"cores                      {args.cores}")
+    print(f"runs                       {len(summary)}")
+    print(f"end-to-end wall time       {wall_seconds:.1f} s   (target <= 60 s on 2 cores)")
+    print(f"best run (by val accuracy) {best.name}")
+    print(f"its test accuracy          {best['test_acc']:.4f}   (target >= 0.97)")
+    print(f"mean test accuracy         {summary['test_acc'].mean():.4f} over {len(summary)} runs")
+
+
+if __name__ == "__main__":
+    main()
