@@ -19,6 +19,14 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# Small jobs run where Snakemake runs (on a cluster: the login node) rather than wait in a queue:
+# reading a few JSON/CSV files and drawing plots take seconds and little memory.
+localrules:
+    all,
+    summarize,
+    plot,
+
+
 rule all:
     input:
         final_outputs(),

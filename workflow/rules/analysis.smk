@@ -15,14 +15,15 @@ rule summarize:
         runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
         run_ids=json.dumps(list(RUNS)),
         swept=json.dumps(SWEPT),
+    envmodules:
+        *env_modules(),
     conda:
         "../../envs/analysis.yaml"
     log:
         log_path("summarize", "summary"),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources(mem_mb=2000, runtime=10),
     shell:
         "python {input.script} --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
         " --out {output:q} > {log:q} 2>&1"
@@ -57,14 +58,15 @@ rule plot:
     params:
         runs_dir=lambda wildcards, input: Path(input.metrics[0]).parent.parent,
         swept=json.dumps(SWEPT),
+    envmodules:
+        *env_modules(),
     conda:
         "../../envs/analysis.yaml"
     log:
         log_path("plot", "plots"),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources(mem_mb=2000, runtime=10),
     shell:
         "python {input.script} --summary {input.summary:q} --runs-dir {params.runs_dir:q} --swept {params.swept:q}"
         " --learning-curves {output.learning_curves:q} --test-accuracy {output.test_accuracy:q}"

@@ -1,9 +1,17 @@
 # Config validation and the small functions that turn the config into paths and targets.
 import json
+import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
+
+# Before walltime SLURM sends SIGUSR1 to every process of a job step (profiles/osc asks for it).
+# Snakemake, which runs each job inside its step, would die of it (Python's default action) and end
+# the step before the trainer has saved its checkpoint. Snakemake ignores it, and so do the shells
+# it starts (inherited); the trainer installs its own handler.
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 # Every job imports the mlpipe package from this checkout, whatever environment runs it
 # (a venv, a conda env from envs/, OSC modules), so the code that runs is the code tracked below.
@@ -12,21 +20,26 @@ sys.path.insert(0, SOURCE_DIR)
 # (Snakemake formats the prefix like a shell command: doubled braces reach the shell as single ones.)
 shell.prefix(f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+from mlpipe.cluster.site import SiteError, load_site, on_scratch
 from mlpipe.config import ConfigError, check_config, load_schema
 from mlpipe.layout import MANIFEST_NAME, processed_files
 from mlpipe.rule_code import rule_code
 
 try:
     RUNS = check_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")))
-except ConfigError as error:
+    SITE = load_site(Path(workflow.basedir) / config["site"], os.environ, Path(workflow.basedir).name) if config["site"] else None
+except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
 
 DATASET = config["dataset"]["name"]
 SWEPT = list(config["sweep"]["grid"])
 RESULTS = Path(config["results_dir"])
-RAW_DIR = Path(config["data_root"]) / "raw" / DATASET
-PROCESSED_DIR = Path(config["data_root"]) / "processed" / DATASET
-CHECKPOINT_ROOT = Path(config["checkpoint_root"])
+DATA_ROOT = Path(on_scratch(config["data_root"], SITE))
+RAW_DIR = DATA_ROOT / "raw" / DATASET
+PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
+CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
+# On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
+TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 
 
 wildcard_constraints:
@@ -65,3 +78,34 @@ def final_outputs():
         results("plots/test_accuracy.png"),
         results("plots/confusion_best.png"),
     ]
+
+
+def job_resources(mem_mb, runtime, gpus=0):
+    """A job's generic needs, memory and walltime growing with each attempt; on a cluster also its partition."""
+    resources = {
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+        "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt) if SITE else runtime * attempt,
+        "gpu": gpus,
+    }
+    if SITE:
+        resources["slurm_partition"] = SITE.partition(gpus)
+    return resources
+
+
+def env_modules():
+    """Modules a cluster job loads under `--sdm env-modules` (none locally)."""
+    return list(SITE.modules) if SITE else []
+
+
+def train_threads():
+    """Cores of a training job: on a cluster those that come with its GPUs; locally one, so runs train side by side."""
+    return SITE.cores_per_gpu * max(1, TRAIN_GPUS) if SITE else 1
+
+
+if SITE:
+    logger.info(SITE.describe())
+    gpu_hours = len(RUNS) * max(1, TRAIN_GPUS) * SITE.runtime(config["train_job"]["runtime"]) / 60
+    logger.info(
+        f"the sweep asks for at most {gpu_hours:g} GPU-hours on first attempts: {len(RUNS)} runs x {TRAIN_GPUS} GPU(s)"
+        f" x {SITE.runtime(config['train_job']['runtime'])} min"
+    )

@@ -9,14 +9,15 @@ rule evaluate:
         confusion=run_path("confusion.csv"),
     params:
         processed_dir=lambda wildcards, input: Path(input.data[0]).parent,
+    envmodules:
+        *env_modules(),
     conda:
         "../../envs/torch.yaml"
     log:
         log_path("evaluate"),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources(mem_mb=4000, runtime=30),
     shell:
         "python {input.script} --best {input.best:q} --processed-dir {params.processed_dir:q}"
         " --metrics {output.metrics:q} --confusion {output.confusion:q} > {log:q} 2>&1"

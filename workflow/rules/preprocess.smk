@@ -9,14 +9,15 @@ rule preprocess:
         dataset=json.dumps(config["dataset"], sort_keys=True),
         raw_dir=lambda wildcards, input: Path(input.manifest).parent,
         processed_dir=lambda wildcards, output: Path(output[0]).parent,
+    envmodules:
+        *env_modules(),
     conda:
         "../../envs/data.yaml"
     log:
         log_path("preprocess", DATASET),
-    threads: 1
+    threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources(mem_mb=8000, runtime=60),
     shell:
         "python {input.script} --dataset {params.dataset:q} --raw-dir {params.raw_dir:q}"
         " --processed-dir {params.processed_dir:q} > {log:q} 2>&1"

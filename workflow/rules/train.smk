@@ -14,15 +14,17 @@ rule train:
         out_dir=lambda wildcards, output: Path(output.metrics).parent,
         # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=lambda wildcards: str(CHECKPOINT_ROOT / wildcards.run),
+    envmodules:
+        *env_modules(),
     conda:
         "../../envs/torch.yaml"
     log:
         log_path("train"),
-    threads: 1
+    threads: train_threads()
     resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=0,
+        **job_resources(
+            mem_mb=config["train_job"]["mem_mb"], runtime=config["train_job"]["runtime"], gpus=TRAIN_GPUS
+        ),
     shell:
         "python {input.script} --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --out-dir {params.out_dir:q} --state-dir {params.state_dir:q}"

@@ -1,0 +1,187 @@
+"""profiles/osc on a real SLURM cluster (slurmctld, slurmd, slurmdbd + MariaDB on 127.0.0.1).
+
+The workflow runs with `snakemake --profile profiles/osc`, changed only through the environment
+(account, scratch root, and MLPIPE_ALLOW_CPU because the cluster's GPU is a placeholder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake
+from local_slurm import LocalSlurm, missing_requirements, wait_until
+
+ACCOUNT = "pas0001"
+# Only the plugin's first status check is brought forward (40 s by default) so the test takes minutes.
+FAST_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
+SUBMITTED_RULES = {"download", "preprocess", "train", "evaluate"}  # summarize, plot and all are local rules
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    missing = missing_requirements()
+    if missing:
+        if os.environ.get("MLPIPE_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SLURM tests required but missing: {', '.join(missing)}")
+        pytest.skip(f"needs a local SLURM cluster: missing {', '.join(missing)} (CI installs them)")
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), accounts=(ACCOUNT,)).start()
+    yield cluster
+    cluster.stop()
+    assert cluster.running_daemons() == [], "a SLURM daemon outlived the tests"
+
+
+def osc_env(cluster: LocalSlurm | None, scratch: Path, **overrides: str) -> dict:
+    env = job_env() | {"OSC_ACCOUNT": ACCOUNT, "OSC_SCRATCH": str(scratch), "MLPIPE_ALLOW_CPU": "1"}
+    if cluster is not None:
+        env["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run(workdir: Path, env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def osc_workflow(tmp_path) -> Path:
+    workdir = copy_workflow(tmp_path / "project")
+    edit_config(workdir, SMALL_CONFIG_OVERRIDES | {"train_job": {"gpus": 1, "runtime": 30, "mem_mb": 1500}})
+    return workdir
+
+
+def test_dry_run_shows_what_each_job_asks_of_osc(osc_workflow, tmp_path):
+    result = run(osc_workflow, osc_env(None, tmp_path / "scratch"), "--profile", "profiles/osc", "-n")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "OSC pitzer (normal queue): CPU jobs on cpu, GPU jobs on gpu, account pas0001" in output
+    train_jobs = [block for block in output.split("rule ")[1:] if block.startswith("train:")]
+    assert len(train_jobs) == 2
+    for block in train_jobs:
+        assert "slurm_partition=gpu" in block and "gpu=1" in block and "slurm_account=pas0001" in block
+        assert "runtime=30" in block and "mem_mb=1500" in block and "threads: 4" in block
+        assert "--signal=USR1@300" in block
+    preprocess = next(block for block in output.split("rule ")[1:] if block.startswith("preprocess:"))
+    assert "slurm_partition=cpu" in preprocess and str(tmp_path / "scratch" / "data" / "processed") in preprocess
+    assert "the sweep asks for at most 1 GPU-hours" in output
+
+
+def test_debug_queue_moves_jobs_to_debug_partitions_with_the_one_hour_cap(osc_workflow, tmp_path):
+    edit_config(osc_workflow, {"train_job": {"runtime": 300}})
+    result = run(osc_workflow, osc_env(None, tmp_path, OSC_QUEUE="debug"), "--profile", "profiles/osc", "-n")
+    assert result.returncode == 0, result.stderr
+    assert "slurm_partition=gpudebug" in result.stdout and "slurm_partition=debug-cpu" in result.stdout
+    assert "runtime=60," in result.stdout and "runtime=300" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"OSC_ACCOUNT": None}, "config error: OSC_ACCOUNT is not set: export OSC_ACCOUNT=<your project, e.g. PAS1234>"),
+        ({"OSC_CLUSTER": "owens"}, "config error: OSC_CLUSTER=owens: Owens was retired in February 2025"),
+        ({"OSC_CLUSTER": "summit"}, "config error: OSC_CLUSTER=summit: unknown cluster; allowed: pitzer, ascend, cardinal"),
+        ({"OSC_GPU_PARTITION": "cpu"}, "config error: OSC_GPU_PARTITION=cpu: the train rule asks for GPUs but pitzer partition 'cpu' has none"),
+        ({"OSC_QUEUE": "debug", "OSC_CLUSTER": "cardinal"}, "config error: OSC_QUEUE=debug: no such queue on cardinal"),
+    ],
+)
+def test_impossible_settings_stop_the_dry_run_with_one_line(osc_workflow, tmp_path, overrides, message):
+    result = run(osc_workflow, osc_env(None, tmp_path, **overrides), "--profile", "profiles/osc", "-n")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def rule_of(comment: str) -> str:
+    """The plugin's job comment is rule_<name>[_wildcards_<...>]."""
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow, tmp_path):
+    scratch = tmp_path / "scratch"
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    result = run(osc_workflow, osc_env(slurm, scratch), "--profile", "profiles/osc", *FAST_STATUS)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+    jobs = [job for job in slurm.sacct("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
+            if job["JobID"] not in before]
+    by_rule: dict[str, list[dict]] = {}
+    for job in jobs:
+        by_rule.setdefault(rule_of(job["Comment"]), []).append(job)
+    assert {rule: len(found) for rule, found in by_rule.items()} == {"download": 1, "preprocess": 1, "train": 2, "evaluate": 2}
+    assert set(by_rule) == SUBMITTED_RULES
+    for job in jobs:
+        assert job["State"] == "COMPLETED" and job["Account"] == ACCOUNT
+        uses_gpu = "gres/gpu=1" in job["AllocTRES"]
+        assert uses_gpu == (rule_of(job["Comment"]) == "train")
+        assert job["Partition"] == ("gpu" if uses_gpu else "cpu")
+
+    # Data and checkpoints on scratch, results and SLURM logs in the project folder.
+    assert (scratch / "data" / "processed" / "digits" / "meta.json").exists()
+    assert sorted(path.name for path in (scratch / "data" / "checkpoints").iterdir()) == ["lr-0.05_seed-0", "lr-0.1_seed-0"]
+    assert not (osc_workflow / "data").exists()
+    assert len(list((osc_workflow / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
+
+    # The same config run locally (same threads per training job) gives the same numbers.
+    local = copy_workflow(tmp_path / "local")
+    shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")
+    snakemake(local, "--cores", "2", "--set-threads", "train=4")
+    columns = ["run_id", "lr", "seed", "best_val_acc", "best_epoch", "test_acc"]
+    slurm_summary = pd.read_csv(osc_workflow / "results" / "summary.csv")[columns]
+    local_summary = pd.read_csv(local / "results" / "summary.csv")[columns]
+    pd.testing.assert_frame_equal(slurm_summary, local_summary)
+
+
+def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow, tmp_path):
+    before = len(slurm.sacct("JobID"))
+    result = run(osc_workflow, osc_env(slurm, tmp_path / "scratch", OSC_ACCOUNT="pas9999"), "--profile", "profiles/osc",
+                 *FAST_STATUS, timeout=300)
+    assert result.returncode != 0
+    assert "pas9999" in result.stderr and "invalid" in result.stderr.lower()
+    assert len(slurm.sacct("JobID")) == before
+    assert not (osc_workflow / "results" / "summary.csv").exists()
+
+
+def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_workflow, tmp_path):
+    edit_config(osc_workflow, {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}})
+    run_id = "lr-0.05_seed-0"
+    train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"
+    workflow = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", *FAST_STATUS],
+        cwd=osc_workflow, env=osc_env(slurm, tmp_path / "scratch"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: train_log.exists() and "epoch 2/10" in train_log.read_text(), 300, "the second epoch")
+        train_job = next(job["JobID"] for job in slurm.queue() if rule_of(job["Comment"]) == "train")
+        # What SLURM does at --signal=USR1@300: signal every process of the job's steps.
+        subprocess.run(["scancel", "--signal=USR1", train_job], env=slurm.env, check=True)
+        output, _ = workflow.communicate(timeout=600)
+    finally:
+        workflow.kill()
+    assert workflow.returncode == 0, output[-5000:]
+    train_jobs = [job for job in slurm.sacct("JobID", "State", "Comment") if rule_of(job["Comment"]) == "train"]
+    assert [job["State"] for job in train_jobs][-2:] == ["FAILED", "COMPLETED"]
+    log = train_log.read_text()  # the retry's log
+    assert f"resuming {run_id} at epoch" in log and "epoch 10/10" in log
+    resumed_at = int(log.split(f"resuming {run_id} at epoch ")[1].split(",")[0])
+    assert resumed_at >= 3  # epochs 1 and 2 were done before the signal, and not trained again
+
+    # Resumed on the other side of a SLURM retry, the run ends where an uninterrupted one does.
+    local = copy_workflow(tmp_path / "local")
+    shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")
+    snakemake(local, "--cores", "2", "--set-threads", "train=4")
+    columns = ["run_id", "best_val_acc", "best_epoch", "test_acc"]
+    pd.testing.assert_frame_equal(pd.read_csv(osc_workflow / "results" / "summary.csv")[columns],
+                                  pd.read_csv(local / "results" / "summary.csv")[columns])
