@@ -84,8 +84,18 @@ class LocalSlurm:
         self._run(["sacctmgr", "-i", "add", "cluster", CLUSTER_NAME])
         for account in self.accounts:
             self._run(["sacctmgr", "-i", "add", "account", account, f"cluster={CLUSTER_NAME}"])
-        self._run(["sacctmgr", "-i", "add", "user", "root", f"account={','.join(self.accounts)}",
-                   f"defaultaccount={self.accounts[0]}", f"cluster={CLUSTER_NAME}"])
+        self._run(
+            [
+                "sacctmgr",
+                "-i",
+                "add",
+                "user",
+                "root",
+                f"account={','.join(self.accounts)}",
+                f"defaultaccount={self.accounts[0]}",
+                f"cluster={CLUSTER_NAME}",
+            ]
+        )
         self._run(["slurmctld"])
         self._run(["slurmd", "-N", "localhost"])
         wait_until(self._node_idle, 60, "the node to become idle")
@@ -120,7 +130,9 @@ class LocalSlurm:
     def queue(self) -> list[dict[str, str]]:
         """Jobs in the queue (pending or running): id, state and the comment the plugin gives each job."""
         result = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], env=self.env, capture_output=True, text=True)
-        return [dict(zip(("JobID", "State", "Comment"), line.split("|"))) for line in result.stdout.splitlines() if line]
+        return [
+            dict(zip(("JobID", "State", "Comment"), line.split("|"))) for line in result.stdout.splitlines() if line
+        ]
 
     def sacct(self, *fields: str) -> list[dict[str, str]]:
         """Every job (steps excluded) the accounting database knows, as dicts of ``fields``."""
@@ -137,20 +149,46 @@ class LocalSlurm:
 
     def _start_mariadb(self, port: int) -> None:
         datadir, sock = self.root / "db", self.root / "mariadb.sock"
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
         self._mariadb = subprocess.Popen(
-            ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}", f"--port={port}",
-             "--bind-address=127.0.0.1", f"--pid-file={self.root / 'mariadb.pid'}", "--user=root",
-             f"--log-error={self.root / 'log' / 'mariadb.log'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                "mariadbd",
+                "--no-defaults",
+                f"--datadir={datadir}",
+                f"--socket={sock}",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={self.root / 'mariadb.pid'}",
+                "--user=root",
+                f"--log-error={self.root / 'log' / 'mariadb.log'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         sql = ["mariadb", "--no-defaults", f"--socket={sock}", "-uroot"]
         wait_until(lambda: self._quiet([*sql, "-e", "select 1"]), 60, "mariadb")
-        subprocess.run([*sql, "-e", "CREATE DATABASE slurm_acct_db; "
-                        "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-test'; "
-                        "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"], check=True)
+        subprocess.run(
+            [
+                *sql,
+                "-e",
+                "CREATE DATABASE slurm_acct_db; "
+                "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-test'; "
+                "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';",
+            ],
+            check=True,
+        )
 
     def _write_configs(self, ports: dict[str, int]) -> None:
         root = self.root
@@ -161,18 +199,18 @@ class LocalSlurm:
         (self.conf_dir / "slurm.conf").write_text(f"""\
 ClusterName={CLUSTER_NAME}
 SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
-SlurmctldPidFile={root / 'slurmctld.pid'}
-SlurmdPidFile={root / 'slurmd.pid'}
-SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+StateSaveLocation={root / "state"}
+SlurmdSpoolDir={root / "spool"}
+SlurmctldPidFile={root / "slurmctld.pid"}
+SlurmdPidFile={root / "slurmd.pid"}
+SlurmctldLogFile={root / "log" / "slurmctld.log"}
+SlurmdLogFile={root / "log" / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -187,7 +225,7 @@ JobAcctGatherType=jobacct_gather/linux
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort={ports['slurmdbd']}
+AccountingStoragePort={ports["slurmdbd"]}
 AccountingStorageEnforce=associations
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
@@ -200,13 +238,13 @@ NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_m
 AuthType=auth/munge
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser=root
-PidFile={root / 'slurmdbd.pid'}
-LogFile={root / 'log' / 'slurmdbd.log'}
+PidFile={root / "slurmdbd.pid"}
+LogFile={root / "log" / "slurmdbd.log"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser=slurm
 StoragePass=slurm-test
 StorageLoc=slurm_acct_db

@@ -51,7 +51,12 @@ def osc_env(cluster: LocalSlurm | None, scratch: Path, **overrides: str) -> dict
 
 def run(workdir: Path, env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -89,10 +94,19 @@ def test_debug_queue_moves_jobs_to_debug_partitions_with_the_one_hour_cap(osc_wo
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"OSC_ACCOUNT": None}, "config error: OSC_ACCOUNT is not set: export OSC_ACCOUNT=<your project, e.g. PAS1234>"),
+        (
+            {"OSC_ACCOUNT": None},
+            "config error: OSC_ACCOUNT is not set: export OSC_ACCOUNT=<your project, e.g. PAS1234>",
+        ),
         ({"OSC_CLUSTER": "owens"}, "config error: OSC_CLUSTER=owens: Owens was retired in February 2025"),
-        ({"OSC_CLUSTER": "summit"}, "config error: OSC_CLUSTER=summit: unknown cluster; allowed: pitzer, ascend, cardinal"),
-        ({"OSC_GPU_PARTITION": "cpu"}, "config error: OSC_GPU_PARTITION=cpu: the train rule asks for GPUs but pitzer partition 'cpu' has none"),
+        (
+            {"OSC_CLUSTER": "summit"},
+            "config error: OSC_CLUSTER=summit: unknown cluster; allowed: pitzer, ascend, cardinal",
+        ),
+        (
+            {"OSC_GPU_PARTITION": "cpu"},
+            "config error: OSC_GPU_PARTITION=cpu: the train rule asks for GPUs but pitzer partition 'cpu' has none",
+        ),
         ({"OSC_QUEUE": "debug", "OSC_CLUSTER": "cardinal"}, "config error: OSC_QUEUE=debug: no such queue on cardinal"),
     ],
 )
@@ -114,12 +128,20 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
     result = run(osc_workflow, osc_env(slurm, scratch), "--profile", "profiles/osc", *FAST_STATUS)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
-    jobs = [job for job in slurm.sacct("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
-            if job["JobID"] not in before]
+    jobs = [
+        job
+        for job in slurm.sacct("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
+        if job["JobID"] not in before
+    ]
     by_rule: dict[str, list[dict]] = {}
     for job in jobs:
         by_rule.setdefault(rule_of(job["Comment"]), []).append(job)
-    assert {rule: len(found) for rule, found in by_rule.items()} == {"download": 1, "preprocess": 1, "train": 2, "evaluate": 2}
+    assert {rule: len(found) for rule, found in by_rule.items()} == {
+        "download": 1,
+        "preprocess": 1,
+        "train": 2,
+        "evaluate": 2,
+    }
     assert set(by_rule) == SUBMITTED_RULES
     for job in jobs:
         assert job["State"] == "COMPLETED" and job["Account"] == ACCOUNT
@@ -129,7 +151,10 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
 
     # Data and checkpoints on scratch, results and SLURM logs in the project folder.
     assert (scratch / "data" / "processed" / "digits" / "meta.json").exists()
-    assert sorted(path.name for path in (scratch / "data" / "checkpoints").iterdir()) == ["lr-0.05_seed-0", "lr-0.1_seed-0"]
+    assert sorted(path.name for path in (scratch / "data" / "checkpoints").iterdir()) == [
+        "lr-0.05_seed-0",
+        "lr-0.1_seed-0",
+    ]
     assert not (osc_workflow / "data").exists()
     assert len(list((osc_workflow / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
 
@@ -145,8 +170,14 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
 
 def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow, tmp_path):
     before = len(slurm.sacct("JobID"))
-    result = run(osc_workflow, osc_env(slurm, tmp_path / "scratch", OSC_ACCOUNT="pas9999"), "--profile", "profiles/osc",
-                 *FAST_STATUS, timeout=300)
+    result = run(
+        osc_workflow,
+        osc_env(slurm, tmp_path / "scratch", OSC_ACCOUNT="pas9999"),
+        "--profile",
+        "profiles/osc",
+        *FAST_STATUS,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "pas9999" in result.stderr and "invalid" in result.stderr.lower()
     assert len(slurm.sacct("JobID")) == before
@@ -154,12 +185,17 @@ def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow,
 
 
 def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_workflow, tmp_path):
-    edit_config(osc_workflow, {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}})
+    edit_config(
+        osc_workflow, {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}}
+    )
     run_id = "lr-0.05_seed-0"
     train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"
     workflow = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", *FAST_STATUS],
-        cwd=osc_workflow, env=osc_env(slurm, tmp_path / "scratch"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=osc_workflow,
+        env=osc_env(slurm, tmp_path / "scratch"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -183,5 +219,7 @@ def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_wo
     shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")
     snakemake(local, "--cores", "2", "--set-threads", "train=4")
     columns = ["run_id", "best_val_acc", "best_epoch", "test_acc"]
-    pd.testing.assert_frame_equal(pd.read_csv(osc_workflow / "results" / "summary.csv")[columns],
-                                  pd.read_csv(local / "results" / "summary.csv")[columns])
+    pd.testing.assert_frame_equal(
+        pd.read_csv(osc_workflow / "results" / "summary.csv")[columns],
+        pd.read_csv(local / "results" / "summary.csv")[columns],
+    )

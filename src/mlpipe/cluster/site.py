@@ -78,7 +78,9 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
 
     queue = (env("queue") or "normal").lower()
     if queue not in cluster_spec["queues"]:
-        raise SiteError(f"{names['queue']}={queue}: no such queue on {cluster}; allowed: {', '.join(cluster_spec['queues'])}")
+        raise SiteError(
+            f"{names['queue']}={queue}: no such queue on {cluster}; allowed: {', '.join(cluster_spec['queues'])}"
+        )
     queue_spec = cluster_spec["queues"][queue]
 
     gpu_partition = env("gpu_partition") or queue_spec["gpu"]

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mlpipe.io import atomic_path, write_csv, write_json
 from mlpipe.models.registry import build_model
@@ -39,9 +37,8 @@ from mlpipe.training.data import (
 )
 from mlpipe.training.device import choose_device, choose_precision, device_name
 from mlpipe.training.distributed import any_across, init_process_group, shutdown, sum_across
+from mlpipe.training.engine import Engine
 from mlpipe.training.evaluation import evaluate_model
-from mlpipe.training.optim import build_optimizer
-from mlpipe.training.schedule import build_scheduler
 from mlpipe.training.signals import EXIT_CHECKPOINTED, StopRequest
 
 log = logging.getLogger(__name__)
@@ -89,14 +86,8 @@ def train_run(
     meta = load_meta(paths.processed_dir)
     train_images, train_labels = load_split(paths.processed_dir, "train")
     val_images, val_labels = load_split(paths.processed_dir, "val")
-
-    torch.manual_seed(hparams["seed"])
-    model = build_model(hparams["model"], meta["shape"][0], meta["num_classes"]).to(device)
-    channels_last = device.type == "cuda"  # tensor cores want NHWC
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    normalizer = Normalizer(meta["mean"], meta["std"], device, channels_last)
     on_device = fits_on_device(train_images.nbytes + val_images.nbytes, device, hparams["gpu_memory_headroom"])
+    normalizer = Normalizer(meta["mean"], meta["std"], device, channels_last=device.type == "cuda")
     batches = TrainBatches(
         train_images,
         train_labels,
@@ -111,20 +102,9 @@ def train_run(
     )
     if on_device:
         val_images, val_labels = to_device_tensor(val_images, device), torch.from_numpy(val_labels).to(device)
-    optimizer = build_optimizer(model, hparams, device)
-    scheduler = build_scheduler(optimizer, hparams, batches.steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
-    ema = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema_decay"]), use_buffers=True)
-        if hparams["ema_decay"]
-        else None
-    )
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=hparams["label_smoothing"])
-    train_model = model
-    if group.distributed:
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if hparams["compile"]:
-        train_model = torch.compile(train_model)
+    torch.manual_seed(hparams["seed"])
+    model = build_model(hparams["model"], meta["shape"][0], meta["num_classes"])
+    engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch, group)
 
     fingerprint = {
         "run_id": run_id,
@@ -137,12 +117,7 @@ def train_run(
     resume_path = paths.state_dir / RESUME_NAME
     state = _load_resumable(resume_path, fingerprint)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
+        engine.load_state_dict(state["engine"])
         _set_rng_state(state["rng"], device)
         progress, partial = Progress(**state["progress"]), state["partial"]
         log.info("resuming %s at epoch %d, step %d", run_id, progress.epoch + 1, progress.step)
@@ -157,24 +132,19 @@ def train_run(
                     "fingerprint": fingerprint,
                     "progress": asdict(progress),
                     "partial": partial_sums,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
+                    "engine": engine.state_dict(),
                     "rng": _rng_state(device),
                 },
             )
 
-    eval_model = ema.module if ema is not None else model
     steps = batches.steps_per_epoch
     log.info(
-        "training %s: %s on %s (%s, %s), %d epochs x %d steps, data %s",
+        "training %s: %s on %s (%s, %d process(es)), %d epochs x %d steps, data %s",
         run_id,
         hparams["model"],
         device_name(device),
         precision.name,
-        f"{group.world_size} process(es)",
+        group.world_size,
         hparams["epochs"],
         steps,
         "on device" if on_device else "streamed from pinned host memory",
@@ -186,23 +156,12 @@ def train_run(
             if partial is not None and group.is_main:  # saved summed over ranks: restore it once
                 sums.copy_(partial.to(device))
             partial = None
-            model.train()
+            engine.model.train()
             started = time.perf_counter()
             for step in range(progress.step, steps):
                 images, labels = batches.batch(plan, step)
-                with torch.autocast(
-                    device.type, dtype=precision.autocast_dtype, enabled=precision.autocast_dtype is not None
-                ):
-                    logits = train_model(images)
-                    loss = criterion(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                sums[0, step] = loss.detach() * len(labels)
+                loss, logits = engine.step(images, labels)
+                sums[0, step] = loss * len(labels)
                 sums[1, step] = (logits.argmax(1) == labels).sum()
                 sums[2, step] = len(labels)
                 if device.type == "cpu" or (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
@@ -224,12 +183,12 @@ def train_run(
             }
             if group.is_main:
                 val_loss, val_acc = evaluate_model(
-                    eval_model, val_images, val_labels, hparams["eval_batch_size"], device, normalizer, precision
+                    engine.eval_model, val_images, val_labels, hparams["eval_batch_size"], device, normalizer, precision
                 )
                 row.update(
                     val_loss=val_loss,
                     val_acc=val_acc,
-                    lr=scheduler.get_last_lr()[0],
+                    lr=engine.scheduler.get_last_lr()[0],
                     epoch_seconds=epoch_seconds,
                     images_per_second=float(totals[2]) / epoch_seconds,
                 )
@@ -248,9 +207,8 @@ def train_run(
                 # Small validation sets tie on accuracy; the lower loss breaks the tie.
                 if (val_acc, -val_loss) > (progress.best_val_acc, -progress.best_val_loss):
                     progress.best_val_acc, progress.best_val_loss, progress.best_epoch = val_acc, val_loss, epoch + 1
-                    save_checkpoint(
-                        paths.state_dir / BEST_NAME, _weights(eval_model, hparams, meta, epoch + 1, val_acc)
-                    )
+                    weights = _weights(engine.eval_model, hparams, meta, epoch + 1, val_acc)
+                    save_checkpoint(paths.state_dir / BEST_NAME, weights)
             progress.rows.append(row)
             progress.epoch, progress.step = epoch + 1, 0
             stopping = any_across(stop.requested, group, device)
@@ -261,7 +219,7 @@ def train_run(
                 _exit_checkpointed(stop, progress, group)
 
     if group.is_main:
-        _write_outputs(run_id, hparams, meta, paths, progress, eval_model, device, precision, group.world_size)
+        _write_outputs(run_id, hparams, meta, paths, progress, engine.eval_model, device, precision, group.world_size)
     shutdown(group)
     return progress
 
