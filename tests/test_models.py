@@ -45,3 +45,29 @@ def test_small_cnn_fits_a_tiny_batch():
 def test_unknown_model_names_are_refused(name, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("<", ".").replace(">", ".")):
         check_model_name(name)
+
+
+def test_compiled_engine_trains_and_saves_plain_state_dict_keys():
+    from mlpipe.training.device import choose_precision
+    from mlpipe.training.engine import Engine
+
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    hparams = {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "epochs": 1,
+        "schedule": "constant",
+        "warmup_epochs": 0,
+        "ema_decay": 0.9,
+        "compile": True,
+    }
+    engine = Engine.build(build_model("small_cnn", 1, 3), hparams, device, choose_precision(device), steps_per_epoch=30)
+    images, labels = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
+    losses = [float(engine.step(images, labels)[0]) for _ in range(30)]
+    assert losses[-1] < losses[0] / 2
+    keys = engine.state_dict()["model"].keys()
+    assert keys == build_model("small_cnn", 1, 3).state_dict().keys()  # no "_orig_mod." from torch.compile
+    assert engine.eval_model is engine.ema.module
