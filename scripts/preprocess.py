@@ -13,14 +13,9 @@ def main() -> None:
     parser.add_argument("--dataset", type=json.loads, required=True, help="the config's dataset section, as JSON")
     parser.add_argument("--raw-dir", type=Path, required=True)
     parser.add_argument("--processed-dir", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=1, help="threads decoding image files")
     args = parser.parse_args()
-    preprocess_dataset(
-        args.raw_dir,
-        args.processed_dir,
-        val_fraction=args.dataset["val_fraction"],
-        test_fraction=args.dataset["test_fraction"],
-        split_seed=args.dataset["split_seed"],
-    )
+    preprocess_dataset(args.raw_dir, args.processed_dir, args.dataset, threads=args.threads)
 
 
 if __name__ == "__main__":

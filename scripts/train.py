@@ -20,24 +20,46 @@ def main() -> None:
     )
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stage-to-tmpdir", action="store_true", help="read the data from a copy in $TMPDIR")
     args = parser.parse_args()
 
     from mlpipe.training.distributed import launched_by_torchrun
+    from mlpipe.training.staging import stage_processed
+
+    processed_dir = args.processed_dir
+    if args.stage_to_tmpdir and not launched_by_torchrun():  # once per job, before any worker starts
+        processed_dir = stage_processed(args.processed_dir)
 
     if args.gpus > 1 and not launched_by_torchrun():
         # One process per GPU. The torchrun agent ignores SIGUSR1 (inherited through exec) so that
         # SLURM's warning before walltime reaches the workers, which checkpoint, and not the agent,
         # which would die of it and take the workers down.
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (args.threads or args.gpus) // args.gpus)))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, args.threads // args.gpus)))
+        worker_args = [
+            "--run-id",
+            args.run_id,
+            "--hparams",
+            json.dumps(args.hparams),
+            "--processed-dir",
+            str(processed_dir),
+            "--out-dir",
+            str(args.out_dir),
+            "--state-dir",
+            str(args.state_dir),
+            "--gpus",
+            str(args.gpus),
+            "--threads",
+            str(max(1, args.threads // args.gpus)),
+        ]
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}"]
-        os.execv(sys.executable, [*torchrun, __file__, *sys.argv[1:]])
+        os.execv(sys.executable, [*torchrun, __file__, *worker_args])
 
     from mlpipe.training.device import allow_cpu_from_env
     from mlpipe.training.loop import RunPaths, train_run
 
-    paths = RunPaths(args.processed_dir, args.out_dir, args.state_dir)
+    paths = RunPaths(processed_dir, args.out_dir, args.state_dir)
     train_run(args.run_id, args.hparams, paths, gpus=args.gpus, threads=args.threads, allow_cpu=allow_cpu_from_env())
 
 

@@ -36,9 +36,15 @@ def test_default_config_defines_four_readable_runs():
 
 
 def test_every_default_config_key_is_in_the_schema_with_the_same_default():
-    for section in ("dataset", "train"):
-        for key, value in DEFAULT_CONFIG[section].items():
-            assert SCHEMA["properties"][section]["properties"][key]["default"] == value, f"{section}.{key}"
+    def compare(values: dict, schema: dict, prefix: str) -> None:
+        for key, value in values.items():
+            property_schema = schema["properties"][key]
+            if isinstance(value, dict) and "properties" in property_schema:
+                compare(value, property_schema, f"{prefix}{key}.")
+            else:
+                assert property_schema["default"] == value, f"{prefix}{key}"
+
+    compare({key: value for key, value in DEFAULT_CONFIG.items() if key != "sweep"}, SCHEMA, "")
 
 
 def test_missing_keys_take_schema_defaults():

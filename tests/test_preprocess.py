@@ -54,9 +54,8 @@ def test_preprocess_writes_every_example_once_with_train_only_statistics(tmp_pat
     labels = (np.arange(300) % 3).astype(np.uint8)
     write_raw_dataset(tmp_path / "raw", images, labels, ["a", "b", "c"])
 
-    meta = preprocess_dataset(
-        tmp_path / "raw", tmp_path / "out", val_fraction=0.2, test_fraction=0.1, split_seed=1, chunk_size=7
-    )
+    split = {"val_fraction": 0.2, "test_fraction": 0.1, "split_seed": 1}
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "out", split, chunk_size=7)
 
     arrays = {
         split: (np.load(tmp_path / "out" / f"{split}_images.npy"), np.load(tmp_path / "out" / f"{split}_labels.npy"))
@@ -88,7 +87,9 @@ def test_labels_outside_the_class_list_are_refused(tmp_path):
         tmp_path / "raw", np.zeros((4, 2, 2), np.uint8), np.array([0, 1, 2, 5], np.uint8), ["a", "b", "c"]
     )
     with pytest.raises(ValueError, match="labels of split 'all' fall outside 0..2"):
-        preprocess_dataset(tmp_path / "raw", tmp_path / "out", val_fraction=0.2, test_fraction=0.2, split_seed=0)
+        preprocess_dataset(
+            tmp_path / "raw", tmp_path / "out", {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+        )
 
 
 def test_idx_round_trip_and_slices(tmp_path):

@@ -30,7 +30,7 @@ TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
 def processed_digits(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("digits")
     download_dataset({"name": "digits"}, root / "raw")
-    preprocess_dataset(root / "raw", root / "processed", val_fraction=0.15, test_fraction=0.15, split_seed=0)
+    preprocess_dataset(root / "raw", root / "processed", {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0})
     return root / "processed"
 
 

@@ -38,13 +38,10 @@ def validate_config(config: dict, schema: Mapping) -> dict:
 
 def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
     """Validate ``config``, check every name, and return the runs it defines."""
-    from mlpipe.download.sources import dataset_names
     from mlpipe.models.registry import check_model_name
 
     validate_config(config, schema)
-    dataset = config["dataset"]["name"]
-    if dataset not in dataset_names():
-        raise ConfigError(f"dataset.name: unknown dataset {dataset!r}; allowed: {', '.join(dataset_names())}")
+    _check_dataset(config["dataset"])
     runs = expand_sweep(config, schema)
     for hparams in runs.values():
         try:
@@ -82,6 +79,27 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
                 )
             runs[run_id] = hparams
     return runs
+
+
+def _check_dataset(dataset: Mapping) -> None:
+    from mlpipe.download.catalog import dataset_names
+
+    try:
+        names = dataset_names(dataset["catalog"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if dataset["name"] not in names:
+        raise ConfigError(f"dataset.name: unknown dataset {dataset['name']!r}; allowed: {', '.join(names)}")
+    if dataset["name"] == "image_folder":
+        root = dataset["image_folder"]["root"]
+        if not root:
+            raise ConfigError(
+                "dataset.image_folder.root: required for dataset image_folder (a folder of class folders)"
+            )
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"dataset.image_folder.root: no such folder {root}")
+    if dataset["local_dir"] and not Path(dataset["local_dir"]).expanduser().is_dir():
+        raise ConfigError(f"dataset.local_dir: no such folder {dataset['local_dir']}")
 
 
 def _check_value(key: str, value: Any, schema: Mapping) -> None:

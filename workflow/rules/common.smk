@@ -63,6 +63,34 @@ def processed_data():
     return [str(path) for path in processed_files(PROCESSED_DIR)]
 
 
+def download_settings():
+    """What the download job needs: the source, not the split (so a new split does not fetch again)."""
+    dataset = config["dataset"]
+    folder = dataset["image_folder"]
+    return json.dumps(
+        {key: dataset[key] for key in ("name", "mirror", "local_dir", "catalog")}
+        | {"image_folder": {"root": folder["root"], "split_folders": folder["split_folders"]}},
+        sort_keys=True,
+    )
+
+
+def preprocess_settings():
+    """What the preprocess job needs: the split and image decoding, not the source."""
+    dataset = config["dataset"]
+    folder = dataset["image_folder"]
+    return json.dumps(
+        {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")}
+        | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}},
+        sort_keys=True,
+    )
+
+
+def stage_flag():
+    """--stage-to-tmpdir when training should read its data from the job's node-local $TMPDIR."""
+    setting = config["train_job"]["stage_to_tmpdir"]
+    return "--stage-to-tmpdir" if setting is True or (setting == "auto" and SITE) else ""
+
+
 def run_hparams(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
 

@@ -5,7 +5,7 @@ rule download:
         code=rule_code("download"),
         script="scripts/download.py",
     params:
-        dataset=json.dumps({"name": DATASET}),
+        dataset=download_settings(),
         raw_dir=lambda wildcards, output: Path(output.manifest).parent,
     envmodules:
         *env_modules(),

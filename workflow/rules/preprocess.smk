@@ -6,7 +6,7 @@ rule preprocess:
     output:
         processed_data(),
     params:
-        dataset=json.dumps(config["dataset"], sort_keys=True),
+        dataset=preprocess_settings(),
         raw_dir=lambda wildcards, input: Path(input.manifest).parent,
         processed_dir=lambda wildcards, output: Path(output[0]).parent,
     envmodules:
@@ -20,4 +20,4 @@ rule preprocess:
         **job_resources(mem_mb=8000, runtime=60),
     shell:
         "python {input.script} --dataset {params.dataset:q} --raw-dir {params.raw_dir:q}"
-        " --processed-dir {params.processed_dir:q} > {log:q} 2>&1"
+        " --processed-dir {params.processed_dir:q} --threads {threads} > {log:q} 2>&1"

@@ -1,4 +1,8 @@
-"""Read raw datasets described by a manifest, one chunk of decoded images at a time."""
+"""Read raw datasets described by a manifest, one chunk of decoded images at a time.
+
+A reader offers ``split_names()``, ``labels(split)`` (int64) and ``chunks(split, size)``, which
+yields ``(start, images)`` with uint8 images of shape (n, C, H, W), in order.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpipe.formats.cifar import batch_images, load_batch
 from mlpipe.formats.idx import read_idx, read_idx_header
 
 
@@ -33,7 +38,59 @@ class IdxReader:
             yield start, read_idx(path, start, start + chunk_size)[:, None]
 
 
-READERS = {"idx": IdxReader}
+class CifarReader:
+    """CIFAR "python version" batches: ``{split: [batch file, ...]}``, labels under ``label_key``."""
+
+    shape = (3, 32, 32)
+
+    def __init__(self, raw_dir: Path, manifest: dict):
+        self.raw_dir = raw_dir
+        self.splits = manifest["splits"]
+        self.label_key = manifest.get("label_key", "labels")
+
+    def split_names(self) -> list[str]:
+        return list(self.splits)
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.concatenate(
+            [np.asarray(self._batch(name)[self.label_key], dtype=np.int64) for name in self.splits[split]]
+        )
+
+    def chunks(self, split: str, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
+        start = 0
+        for name in self.splits[split]:
+            images = batch_images(self._batch(name))  # one batch file (10,000 images) decoded at a time
+            for offset in range(0, len(images), chunk_size):
+                yield start + offset, images[offset : offset + chunk_size]
+            start += len(images)
+
+    def _batch(self, name: str) -> dict:
+        path = self.raw_dir / name
+        if not path.is_file():
+            raise ValueError(f"{self.raw_dir}: manifest names {name}, which is missing")
+        return load_batch(path)
+
+
+class ArrayReader:
+    """Images already decoded into one (memory-mapped) array, with per-split indices into it."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, indices: dict[str, np.ndarray]):
+        self.images, self.all_labels, self.indices = images, labels, indices
+        self.shape = tuple(images.shape[1:])
+
+    def split_names(self) -> list[str]:
+        return list(self.indices)
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.all_labels[self.indices[split]].astype(np.int64)
+
+    def chunks(self, split: str, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
+        index = self.indices[split]
+        for start in range(0, len(index), chunk_size):
+            yield start, np.asarray(self.images[index[start : start + chunk_size]])
+
+
+READERS = {"idx": IdxReader, "cifar": CifarReader}
 
 
 def open_reader(raw_dir: Path, manifest: dict):

@@ -30,10 +30,13 @@ def assign_source_splits(
 ) -> dict[str, np.ndarray]:
     """Assign every example of every source split.
 
-    A source with an official ``test`` split keeps it as the test set and carves validation
-    out of ``train``; a source with one ``all`` split is cut three ways: ``test_fraction`` of
-    everything, then ``val_fraction`` of the rest.
+    Explicit ``train``/``val``/``test`` splits are kept. A source with an official ``test`` split
+    keeps it and carves validation out of ``train``; a source with one ``all`` split is cut three
+    ways: ``test_fraction`` of everything, then ``val_fraction`` of the rest.
     """
+    if set(labels_by_source) == {"train", "val", "test"}:  # explicit split folders: nothing to draw
+        codes = {"train": TRAIN, "val": VAL, "test": TEST}
+        return {name: np.full(len(labels), codes[name], dtype=np.int8) for name, labels in labels_by_source.items()}
     if set(labels_by_source) == {"train", "test"}:
         return {
             "train": stratified_assignment(labels_by_source["train"], {VAL: val_fraction}, seed),
@@ -42,4 +45,6 @@ def assign_source_splits(
     if set(labels_by_source) == {"all"}:
         holdout = {TEST: test_fraction, VAL: (1 - test_fraction) * val_fraction}
         return {"all": stratified_assignment(labels_by_source["all"], holdout, seed)}
-    raise ValueError(f"raw splits must be 'all' or 'train'+'test', got {sorted(labels_by_source)}")
+    raise ValueError(
+        f"raw splits must be 'all', 'train'+'test' or 'train'+'val'+'test', got {sorted(labels_by_source)}"
+    )

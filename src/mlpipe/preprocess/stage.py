@@ -15,6 +15,7 @@ import numpy as np
 
 from mlpipe.io import atomic_path, read_json, write_json
 from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS
+from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
 from mlpipe.preprocess.split import TRAIN, assign_source_splits
 
@@ -24,7 +25,27 @@ DEFAULT_CHUNK_SIZE = 4096
 
 
 def preprocess_dataset(
-    raw_dir: Path,
+    raw_dir: Path, processed_dir: Path, dataset_config: dict, *, threads: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict:
+    """Split, convert and write one dataset; image folders are decoded first (and the scratch copy removed)."""
+    manifest = read_json(raw_dir / MANIFEST_NAME)
+    split = {key: dataset_config[key] for key in ("val_fraction", "test_fraction", "split_seed")}
+    if manifest["format"] != "image_folder":
+        return write_processed(open_reader(raw_dir, manifest), manifest, processed_dir, **split, chunk_size=chunk_size)
+    processed_dir.mkdir(parents=True, exist_ok=True)
+    decoded = processed_dir / ".decoded-images.npy"
+    try:
+        reader, skipped = decode_image_folder(
+            raw_dir, manifest, dataset_config["image_folder"], decoded, threads=threads
+        )
+        return write_processed(reader, {**manifest, "skipped": skipped}, processed_dir, **split, chunk_size=chunk_size)
+    finally:
+        decoded.unlink(missing_ok=True)
+
+
+def write_processed(
+    reader,
+    manifest: dict,
     processed_dir: Path,
     *,
     val_fraction: float,
@@ -32,13 +53,12 @@ def preprocess_dataset(
     split_seed: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict:
-    manifest = read_json(raw_dir / MANIFEST_NAME)
-    reader = open_reader(raw_dir, manifest)
+    """Scatter the reader's chunks into split arrays (memory-mapped) and write meta.json last."""
     num_classes = len(manifest["classes"])
     labels = {split: reader.labels(split) for split in reader.split_names()}
     for split, split_labels in labels.items():
         if len(split_labels) and (split_labels.min() < 0 or split_labels.max() >= num_classes):
-            raise ValueError(f"{raw_dir}: labels of split {split!r} fall outside 0..{num_classes - 1}")
+            raise ValueError(f"{manifest['dataset']}: labels of split {split!r} fall outside 0..{num_classes - 1}")
     assignment = assign_source_splits(labels, val_fraction, test_fraction, split_seed)
     positions, counts = _positions(assignment)
 
@@ -79,7 +99,11 @@ def preprocess_dataset(
         "std": std,
         "counts": dict(zip(SPLITS, map(int, counts))),
         "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
-        **({"skipped": manifest["skipped"]} if "skipped" in manifest else {}),
+        **(
+            {"skipped": {"count": len(manifest["skipped"]), "files": manifest["skipped"]}}
+            if "skipped" in manifest
+            else {}
+        ),
     }
     write_json(processed_dir / META_NAME, meta)
     log.info("processed %s: %s", manifest["dataset"], meta["counts"])
