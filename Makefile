@@ -7,7 +7,7 @@ CORES ?= 2
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run report test lint benchmark clean
+.PHONY: setup run report archive test lint benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -25,14 +25,19 @@ run: setup  ## the whole pipeline on the built-in dataset, then the HTML report
 report: setup
 	snakemake --report results/report.html
 
+archive: report  ## pack the finished study: make archive DEST=/fs/ess/PAS1234/archives
+	snakemake --cores 1 archive $(if $(DEST),--config archive='{destination: $(DEST)}')
+
 test: setup  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when slurm-wlm is installed)
 	pytest
 
 lint: setup
 	snakemake --lint
 
-benchmark: setup  ## end-to-end wall time and accuracy of the default pipeline
+benchmark: setup  ## speed figures: end-to-end pipeline, preprocess, training throughput
 	python benchmarks/pipeline.py
+	python benchmarks/preprocess.py
+	python benchmarks/training.py
 
 clean:
 	rm -rf results/* data .snakemake

@@ -17,6 +17,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/study.smk"
 
 
 # Small jobs run where Snakemake runs (on a cluster: the login node) rather than wait in a queue:
@@ -24,7 +25,10 @@ include: "workflow/rules/analysis.smk"
 localrules:
     all,
     summarize,
+    registry,
     plot,
+    archive,
+    clean_checkpoints,
 
 
 rule all:

@@ -1,10 +1,10 @@
-"""Analysis stage: one table row per run (swept hyperparameters, seed, accuracies, time)."""
+"""Analysis stage: per-run and per-configuration tables, resource use, excluded runs, best config."""
 
 import argparse
 import json
 from pathlib import Path
 
-from mlpipe.analysis.summary import summarize_runs, write_table
+from mlpipe.analysis.summary import summarize_sweep
 from mlpipe.cli import run_main
 
 
@@ -13,9 +13,17 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
     parser.add_argument("--swept", type=json.loads, required=True, help="JSON list of swept hyperparameters")
-    parser.add_argument("--out", type=Path, required=True)
+    for name in ("summary", "comparison", "resources", "excluded", "best-config"):
+        parser.add_argument(f"--{name}", type=Path, required=True, help="output file")
     args = parser.parse_args()
-    write_table(summarize_runs(args.runs_dir, args.run_ids, args.swept), args.out)
+    outputs = {
+        "summary": args.summary,
+        "comparison": args.comparison,
+        "resources": args.resources,
+        "excluded": args.excluded,
+        "best_config": args.best_config,
+    }
+    summarize_sweep(args.runs_dir, args.run_ids, args.swept, outputs)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--stage-to-tmpdir", action="store_true", help="read the data from a copy in $TMPDIR")
+    parser.add_argument("--request-mem-mb", type=int, default=None, help="memory the job asked for (recorded)")
+    parser.add_argument(
+        "--request-runtime", type=int, default=None, help="walltime in minutes the job asked for (recorded)"
+    )
     args = parser.parse_args()
 
     from mlpipe.training.distributed import launched_by_torchrun
@@ -60,7 +64,21 @@ def main() -> None:
     from mlpipe.training.loop import RunPaths, train_run
 
     paths = RunPaths(processed_dir, args.out_dir, args.state_dir)
-    train_run(args.run_id, args.hparams, paths, gpus=args.gpus, threads=args.threads, allow_cpu=allow_cpu_from_env())
+    requested = {
+        "threads": args.threads,
+        "mem_mb": args.request_mem_mb,
+        "gpus": args.gpus,
+        "runtime_minutes": args.request_runtime,
+    }
+    train_run(
+        args.run_id,
+        args.hparams,
+        paths,
+        gpus=args.gpus,
+        threads=args.threads,
+        allow_cpu=allow_cpu_from_env(),
+        requested=requested,
+    )
 
 
 if __name__ == "__main__":

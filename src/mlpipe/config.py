@@ -42,6 +42,7 @@ def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
 
     validate_config(config, schema)
     _check_dataset(config["dataset"])
+    _check_trackers(config["tracking"])
     runs = expand_sweep(config, schema)
     for hparams in runs.values():
         try:
@@ -100,6 +101,16 @@ def _check_dataset(dataset: Mapping) -> None:
             raise ConfigError(f"dataset.image_folder.root: no such folder {root}")
     if dataset["local_dir"] and not Path(dataset["local_dir"]).expanduser().is_dir():
         raise ConfigError(f"dataset.local_dir: no such folder {dataset['local_dir']}")
+
+
+def _check_trackers(tracking: Mapping) -> None:
+    import importlib.util
+
+    for name, package in (("mlflow", "mlflow"), ("wandb", "wandb")):
+        if tracking[name]["enabled"] and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"tracking.{name}.enabled: the {package} package is not installed (pip install {package})"
+            )
 
 
 def _check_value(key: str, value: Any, schema: Mapping) -> None:

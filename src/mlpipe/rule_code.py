@@ -16,10 +16,13 @@ SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 RULE_CODE = {
     "download": ["download", "formats"],
     "preprocess": ["preprocess", "formats"],
-    "train": ["models", "training"],
+    "train": ["models", "training", "tracking"],
     "evaluate": ["evaluate", "models", "training"],
-    "summarize": ["analysis/__init__.py", "analysis/summary.py"],
-    "plot": ["analysis/__init__.py", "analysis/summary.py", "analysis/plots.py"],
+    "summarize": ["analysis/__init__.py", "analysis/collect.py", "analysis/stats.py", "analysis/summary.py"],
+    "registry": ["analysis/__init__.py", "analysis/collect.py", "analysis/registry.py"],
+    "plot": ["analysis/__init__.py", "analysis/stats.py", "analysis/plots.py"],
+    "archive": ["study/__init__.py", "study/status.py", "study/archive.py", "tracking/run_record.py"],
+    "clean_checkpoints": ["study/__init__.py", "study/status.py", "study/cleanup.py", "tracking/run_record.py"],
 }
 
 

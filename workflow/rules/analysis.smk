@@ -2,14 +2,39 @@ rule summarize:
     input:
         run_configs=all_runs("run_config.json"),
         evaluations=all_runs("evaluation.json"),
+        metrics=all_runs("metrics.csv"),
         code=rule_code("summarize"),
         script="scripts/summarize.py",
     output:
-        report(
+        summary=report(
             results("summary.csv"),
             caption="../report/summary.rst",
-            category="Results",
-            labels={"table": "summary of runs"},
+            category="Runs",
+            labels={"table": "every run"},
+        ),
+        comparison=report(
+            results("comparison.csv"),
+            caption="../report/comparison.rst",
+            category="Comparison",
+            labels={"table": "configurations over seeds"},
+        ),
+        resources=report(
+            results("resources.csv"),
+            caption="../report/resources.rst",
+            category="Resources",
+            labels={"table": "asked for and used, per run"},
+        ),
+        excluded=report(
+            results("excluded_runs.csv"),
+            caption="../report/excluded_runs.rst",
+            category="Runs",
+            labels={"table": "runs left out"},
+        ),
+        best_config=report(
+            results("best_config.yaml"),
+            caption="../report/best_config.rst",
+            category="Comparison",
+            labels={"table": "best configuration (config file)"},
         ),
     params:
         runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
@@ -26,12 +51,46 @@ rule summarize:
         **job_resources(mem_mb=2000, runtime=10),
     shell:
         "python {input.script} --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --summary {output.summary:q} --comparison {output.comparison:q}"
+        " --resources {output.resources:q} --excluded {output.excluded:q} --best-config {output.best_config:q}"
+        " > {log:q} 2>&1"
+
+
+rule registry:
+    input:
+        run_configs=all_runs("run_config.json"),
+        evaluations=all_runs("evaluation.json"),
+        code=rule_code("registry"),
+        script="scripts/registry.py",
+    output:
+        database=results("registry.sqlite"),
+        provenance=report(
+            results("provenance.csv"),
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"table": "code, packages and machine of each run"},
+        ),
+    params:
+        runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
+        run_ids=json.dumps(list(RUNS)),
+    envmodules:
+        *env_modules(),
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        log_path("registry", "registry"),
+    threads: 1
+    resources:
+        **job_resources(mem_mb=2000, runtime=10),
+    shell:
+        "python {input.script} --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
+        " --database {output.database:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
 rule plot:
     input:
-        summary=results("summary.csv"),
+        summary=rules.summarize.output.summary,
+        comparison=rules.summarize.output.comparison,
         metrics=all_runs("metrics.csv"),
         confusions=all_runs("confusion.csv"),
         code=rule_code("plot"),
@@ -40,20 +99,26 @@ rule plot:
         learning_curves=report(
             results("plots/learning_curves.png"),
             caption="../report/learning_curves.rst",
-            category="Plots",
+            category="Comparison",
             labels={"figure": "learning curves"},
         ),
         test_accuracy=report(
             results("plots/test_accuracy.png"),
             caption="../report/test_accuracy.rst",
-            category="Plots",
+            category="Comparison",
             labels={"figure": "test accuracy per sweep value"},
         ),
         confusion=report(
             results("plots/confusion_best.png"),
             caption="../report/confusion_best.rst",
-            category="Plots",
-            labels={"figure": "confusion matrix of the best run"},
+            category="Comparison",
+            labels={"figure": "confusion matrix of the best configuration"},
+        ),
+        resources=report(
+            results("plots/resources.png"),
+            caption="../report/resources_plot.rst",
+            category="Resources",
+            labels={"figure": "time and throughput per run"},
         ),
     params:
         runs_dir=lambda wildcards, input: Path(input.metrics[0]).parent.parent,
@@ -68,6 +133,7 @@ rule plot:
     resources:
         **job_resources(mem_mb=2000, runtime=10),
     shell:
-        "python {input.script} --summary {input.summary:q} --runs-dir {params.runs_dir:q} --swept {params.swept:q}"
-        " --learning-curves {output.learning_curves:q} --test-accuracy {output.test_accuracy:q}"
-        " --confusion {output.confusion:q} > {log:q} 2>&1"
+        "python {input.script} --summary {input.summary:q} --comparison {input.comparison:q}"
+        " --runs-dir {params.runs_dir:q} --swept {params.swept:q} --learning-curves {output.learning_curves:q}"
+        " --test-accuracy {output.test_accuracy:q} --confusion {output.confusion:q} --resources {output.resources:q}"
+        " > {log:q} 2>&1"

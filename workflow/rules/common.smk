@@ -17,8 +17,6 @@ signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 # (a venv, a conda env from envs/, OSC modules), so the code that runs is the code tracked below.
 SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
-# (Snakemake formats the prefix like a shell command: doubled braces reach the shell as single ones.)
-shell.prefix(f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from mlpipe.cluster.site import SiteError, load_site, on_scratch
 from mlpipe.config import ConfigError, check_config, load_schema
@@ -31,6 +29,14 @@ try:
 except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
 
+# Jobs get the checkout's package on PYTHONPATH, and the tracking settings in MLPIPE_TRACKING rather
+# than as params: turning TensorBoard or MLflow on must not rerun finished runs. (Snakemake formats
+# the prefix like a shell command, so braces meant for the shell are doubled.)
+_tracking = shlex.quote(json.dumps(config["tracking"], sort_keys=True)).replace("{", "{{").replace("}", "}}")
+shell.prefix(
+    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} MLPIPE_TRACKING={_tracking}; "
+)
+
 DATASET = config["dataset"]["name"]
 SWEPT = list(config["sweep"]["grid"])
 RESULTS = Path(config["results_dir"])
@@ -38,6 +44,7 @@ DATA_ROOT = Path(on_scratch(config["data_root"], SITE))
 RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
+ARCHIVE_FILE = str(Path(config["archive"]["destination"]) / f"{config['archive']['name'] or Path(workflow.basedir).name}.tar.gz")
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 
@@ -101,10 +108,9 @@ def all_runs(name):
 
 def final_outputs():
     return [
-        results("summary.csv"),
-        results("plots/learning_curves.png"),
-        results("plots/test_accuracy.png"),
-        results("plots/confusion_best.png"),
+        *rules.summarize.output,
+        *rules.registry.output,
+        *rules.plot.output,
     ]
 
 

@@ -29,4 +29,5 @@ rule train:
     shell:
         "python {input.script} --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --out-dir {params.out_dir:q} --state-dir {params.state_dir:q}"
-        " --gpus {resources.gpu} --threads {threads} {params.stage} > {log:q} 2>&1"
+        " --gpus {resources.gpu} --threads {threads} --request-mem-mb {resources.mem_mb}"
+        " --request-runtime {resources.runtime} {params.stage} > {log:q} 2>&1"

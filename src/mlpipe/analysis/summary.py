@@ -1,4 +1,4 @@
-"""Collect every run's outputs into one table, one row per run."""
+"""The tables of a sweep: one row per run, one per configuration, resource use, and the best config."""
 
 from __future__ import annotations
 
@@ -6,39 +6,118 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from mlpipe.io import atomic_path, read_json
+from mlpipe.analysis.collect import Run, load_runs
+from mlpipe.analysis.stats import configuration_label, seed_statistics
+from mlpipe.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
+# A request counts as oversized when the run used less than this share of it.
+OVERSIZED_BELOW = 0.25
 
-def summarize_runs(runs_dir: Path, run_ids: list[str], swept_keys: list[str]) -> pd.DataFrame:
-    """Return one row per run: id, swept hyperparameters, seed, best val accuracy, test accuracy, time."""
+
+def run_table(runs: list[Run], swept: list[str]) -> pd.DataFrame:
+    """One row per run: swept hyperparameters, seed, best val accuracy, test accuracy, time, throughput."""
+    return pd.DataFrame(
+        [
+            {
+                "run_id": run.run_id,
+                **{key: run.hparams[key] for key in swept},
+                "seed": run.hparams["seed"],
+                "best_val_acc": run.run_config["best_val_acc"],
+                "best_epoch": run.run_config["best_epoch"],
+                "test_acc": run.evaluation["test_accuracy"],
+                "train_seconds": run.run_config["train_seconds"],
+                "images_per_second": float(run.metrics["images_per_second"].mean()),
+            }
+            for run in runs
+        ]
+    )
+
+
+def resource_table(runs: list[Run]) -> pd.DataFrame:
+    """What each run's job asked for against what it used; requests far above use are flagged."""
     rows = []
-    for run_id in run_ids:
-        run_dir = runs_dir / run_id
-        run_config = read_json(run_dir / "run_config.json")
-        evaluation = read_json(run_dir / "evaluation.json")
-        hparams = run_config["hparams"]
+    for run in runs:
+        asked, used = run.info.get("requested", {}), run.info.get("usage", {})
+        minutes, mem_mb, gpus = asked.get("runtime_minutes"), asked.get("mem_mb"), asked.get("gpus") or 0
+        wall = used.get("wall_seconds", run.run_config["train_seconds"])
+        peak_mb = used.get("peak_host_memory_mb")
+        walltime_share = wall / 60 / minutes if minutes else None
+        memory_share = peak_mb / mem_mb if mem_mb and peak_mb else None
+        oversized = [
+            name
+            for name, share in (("walltime", walltime_share), ("memory", memory_share))
+            if share is not None and share < OVERSIZED_BELOW
+        ]
         rows.append(
             {
-                "run_id": run_id,
-                **{key: hparams[key] for key in swept_keys},
-                "seed": hparams["seed"],
-                "best_val_acc": run_config["best_val_acc"],
-                "best_epoch": run_config["best_epoch"],
-                "test_acc": evaluation["test_accuracy"],
-                "train_seconds": run_config["train_seconds"],
+                "run_id": run.run_id,
+                "status": run.info.get("status", "unknown"),
+                "attempts": run.info.get("attempts"),
+                "partition": run.info.get("provenance", {}).get("slurm_partition"),
+                "threads": asked.get("threads"),
+                "gpus": gpus,
+                "runtime_asked_min": minutes,
+                "wall_used_min": wall / 60,
+                "walltime_used_share": walltime_share,
+                "mem_asked_mb": mem_mb,
+                "peak_host_memory_mb": peak_mb,
+                "memory_used_share": memory_share,
+                "peak_gpu_memory_mb": used.get("peak_gpu_memory_mb"),
+                "gpu_hours_asked": gpus * minutes / 60 if minutes else None,
+                "gpu_hours_used": gpus * wall / 3600,
+                "images_per_second": used.get("images_per_second"),
+                "oversized": ", ".join(oversized),
             }
         )
     return pd.DataFrame(rows)
 
 
-def best_run_id(summary: pd.DataFrame) -> str:
-    """The run with the highest validation accuracy; test accuracy never chooses."""
-    return str(summary.sort_values("best_val_acc", ascending=False, kind="stable").iloc[0]["run_id"])
+def best_config(runs: list[Run], comparison: pd.DataFrame, swept: list[str]) -> dict:
+    """Config keys that turn the workflow config into the best configuration (for ``--configfile``).
+
+    ``train`` holds all its hyperparameters; the grid keeps each swept key with its one best value
+    (so the merged config sweeps nothing else) and the seeds it was trained with.
+    """
+    best = comparison.iloc[0]
+    members = [
+        run for run in runs if configuration_label({key: run.hparams[key] for key in swept}) == best["configuration"]
+    ]
+    train = {key: value for key, value in members[0].hparams.items() if key != "seed"}
+    return {
+        "train": train,
+        "sweep": {
+            "grid": {key: [train[key]] for key in swept},
+            "seeds": sorted(run.hparams["seed"] for run in members),
+        },
+    }
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
+
+
+def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: dict[str, Path]) -> None:
+    """Write summary, comparison, resources, excluded-runs tables and best_config.yaml to ``out``."""
+    runs, excluded = load_runs(runs_dir, run_ids)
+    for bad in excluded:
+        log.warning("excluded %s: %s", bad["run_id"], bad["reason"])
+    if not runs:
+        raise ValueError(f"no usable run among {len(run_ids)} in {runs_dir}; see the reasons above")
+    summary = run_table(runs, swept)
+    comparison = seed_statistics(summary, swept)
+    write_table(summary, out["summary"])
+    write_table(comparison, out["comparison"])
+    write_table(resource_table(runs), out["resources"])
+    write_table(pd.DataFrame(excluded, columns=["run_id", "reason"]), out["excluded"])
+    header = (
+        f"# Best configuration by mean validation accuracy over seeds: {comparison.iloc[0]['configuration']}\n"
+        "# (test accuracy never chose it). On top of config/config.yaml it trains just this configuration:\n"
+        f"#     snakemake --cores 2 --configfile {out['best_config']}\n"
+        "# (then change its seeds or epochs to study it further).\n"
+    )
+    write_text(out["best_config"], header + yaml.safe_dump(best_config(runs, comparison, swept), sort_keys=False))

@@ -25,6 +25,9 @@ import torch
 
 from mlpipe.io import atomic_path, write_csv, write_json
 from mlpipe.models.registry import build_model
+from mlpipe.tracking.loggers import tracking_from_env
+from mlpipe.tracking.provenance import collect_provenance
+from mlpipe.tracking.session import NoTracking, RunTracking
 from mlpipe.training.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from mlpipe.training.data import (
     Augmentation,
@@ -44,7 +47,7 @@ from mlpipe.training.signals import EXIT_CHECKPOINTED, StopRequest
 log = logging.getLogger(__name__)
 
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second"]
-CODE_PACKAGES = ("mlpipe.models", "mlpipe.training")
+CODE_PACKAGES = ("mlpipe.models", "mlpipe.training")  # a checkpoint resumes only under the same code
 RESUME_NAME, BEST_NAME, LAST_NAME = "resume.pt", "best.pt", "last.pt"
 FINITE_CHECK_EVERY = 25  # steps between loss checks on a GPU (each check waits for the GPU)
 
@@ -75,8 +78,16 @@ class Progress:
 
 
 def train_run(
-    run_id: str, hparams: dict, paths: RunPaths, *, gpus: int = 0, threads: int | None = None, allow_cpu: bool = False
+    run_id: str,
+    hparams: dict,
+    paths: RunPaths,
+    *,
+    gpus: int = 0,
+    threads: int | None = None,
+    allow_cpu: bool = False,
+    requested: dict | None = None,
 ) -> Progress:
+    """Train (or resume) one run; ``requested`` is what its scheduler job asked for, recorded with its usage."""
     device = choose_device(gpus, int(os.environ.get("LOCAL_RANK", "0")), allow_cpu)
     group = init_process_group(device.type == "cuda")
     if not group.is_main:
@@ -149,7 +160,23 @@ def train_run(
         steps,
         "on device" if on_device else "streamed from pinned host memory",
     )
-    with StopRequest() as stop:
+    tracking = (
+        RunTracking(
+            run_dir=paths.out_dir,
+            run_id=run_id,
+            hparams=hparams,
+            provenance=collect_provenance(Path.cwd(), device_name(device)),
+            requested=requested or {},
+            tracking=tracking_from_env(),
+            resumed=state is not None,
+            device=device,
+            exit_code_interrupted=EXIT_CHECKPOINTED,
+            progress=lambda: asdict(progress),
+        )
+        if group.is_main
+        else NoTracking()
+    )
+    with tracking, StopRequest() as stop:
         for epoch in range(progress.epoch, hparams["epochs"]):
             plan = batches.plan(epoch)
             sums = torch.zeros(3, steps, dtype=torch.float64, device=device)  # loss * n, correct, n per step
@@ -204,6 +231,7 @@ def train_run(
                     epoch_seconds,
                     row["images_per_second"],
                 )
+                tracking.epoch(row)
                 # Small validation sets tie on accuracy; the lower loss breaks the tie.
                 if (val_acc, -val_loss) > (progress.best_val_acc, -progress.best_val_loss):
                     progress.best_val_acc, progress.best_val_loss, progress.best_epoch = val_acc, val_loss, epoch + 1
@@ -217,9 +245,10 @@ def train_run(
                 checkpoint()
             if stopping and not progress.finished:
                 _exit_checkpointed(stop, progress, group)
-
-    if group.is_main:
-        _write_outputs(run_id, hparams, meta, paths, progress, engine.eval_model, device, precision, group.world_size)
+        if group.is_main:
+            _write_outputs(
+                run_id, hparams, meta, paths, progress, engine.eval_model, device, precision, group.world_size
+            )
     shutdown(group)
     return progress
 

@@ -1,0 +1,24 @@
+"""Analysis stage: merge every run's run_info.json and metrics.csv into the SQLite run registry."""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from mlpipe.analysis.registry import build_registry
+from mlpipe.cli import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs-dir", type=Path, required=True)
+    parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
+    parser.add_argument("--database", type=Path, required=True, help="output: registry.sqlite")
+    parser.add_argument("--provenance", type=Path, required=True, help="output: provenance.csv")
+    args = parser.parse_args()
+    count = build_registry(args.runs_dir, args.run_ids, args.database, args.provenance)
+    logging.getLogger("mlpipe").info("registry of %d runs in %s", count, args.database)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""Study-level housekeeping: archive a finished study, free the scratch space of finished runs."""

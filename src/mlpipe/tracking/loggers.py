@@ -1,0 +1,138 @@
+"""Per-epoch metrics to TensorBoard and, when installed and enabled, MLflow and Weights & Biases.
+
+Settings come from the config's ``tracking`` section, handed to training jobs in the environment
+variable ``MLPIPE_TRACKING`` (so that turning a tracker on never reruns a finished job). Both
+optional trackers work offline (an MLflow file store, W&B offline mode), since compute nodes may
+have no internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TRACKING_ENV = "MLPIPE_TRACKING"
+DEFAULT_TRACKING = {"tensorboard": True, "mlflow": {"enabled": False}, "wandb": {"enabled": False}}
+
+
+def tracking_from_env(environ=os.environ) -> dict:
+    return json.loads(environ[TRACKING_ENV]) if environ.get(TRACKING_ENV) else DEFAULT_TRACKING
+
+
+class TensorBoardLogger:
+    def __init__(self, log_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def start(self, run_id: str, hparams: dict, record) -> None:
+        self.writer.add_text("hparams", json.dumps(hparams, indent=2), 0)
+
+    def epoch(self, row: dict) -> None:
+        step = row["epoch"]
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            self.writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+        self.writer.add_scalar("lr", row["lr"], step)
+        self.writer.add_scalar("throughput/images_per_second", row["images_per_second"], step)
+        self.writer.add_scalar("time/epoch_seconds", row["epoch_seconds"], step)
+        self.writer.flush()
+
+    def end(self, status: str) -> None:
+        self.writer.close()
+
+
+class MlflowLogger:
+    """One MLflow run per pipeline run; a resumed run continues the same MLflow run."""
+
+    def __init__(self, settings: dict, default_uri: str, experiment: str):
+        # MLflow's file store keeps one folder per run: the safe choice when many jobs on a shared
+        # filesystem log at once (a SQLite file there can lock). MLflow 3 wants it asked for explicitly.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        import mlflow
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(settings.get("tracking_uri") or default_uri)
+        mlflow.set_experiment(settings.get("experiment") or experiment)
+
+    def start(self, run_id: str, hparams: dict, record) -> None:
+        previous = record.info["trackers"].get("mlflow_run_id")
+        run = self.mlflow.start_run(run_id=previous) if previous else self.mlflow.start_run(run_name=run_id)
+        if not previous:
+            self.mlflow.log_params({key: value for key, value in hparams.items()})
+        record.info["trackers"]["mlflow_run_id"] = run.info.run_id
+
+    def epoch(self, row: dict) -> None:
+        self.mlflow.log_metrics({key: float(value) for key, value in row.items() if key != "epoch"}, step=row["epoch"])
+
+    def end(self, status: str) -> None:
+        self.mlflow.end_run(
+            status="FINISHED" if status == "finished" else "KILLED" if status == "interrupted" else "FAILED"
+        )
+
+
+class WandbLogger:
+    """One W&B run per pipeline run (a stable id, resumed after an interruption); offline by default."""
+
+    def __init__(self, settings: dict, run_dir: Path, project: str):
+        import wandb
+
+        self.wandb, self.settings, self.run_dir, self.project = wandb, settings, run_dir, project
+        self.run = None
+
+    def start(self, run_id: str, hparams: dict, record) -> None:
+        stable_id = hashlib.sha1(f"{self.project}/{run_id}".encode()).hexdigest()[:16]
+        self.run = self.wandb.init(
+            project=self.settings.get("project") or self.project,
+            name=run_id,
+            id=stable_id,
+            resume="allow",
+            mode=self.settings.get("mode", "offline"),
+            dir=str(self.run_dir),
+            config=hparams,
+        )
+        record.info["trackers"]["wandb_run_id"] = stable_id
+
+    def epoch(self, row: dict) -> None:
+        self.run.log({key: value for key, value in row.items() if key != "epoch"}, step=row["epoch"])
+
+    def end(self, status: str) -> None:
+        self.run.finish(exit_code=0 if status == "finished" else 1)
+
+
+class EpochLoggers:
+    """Every enabled logger, called together. A logger that fails mid-run is dropped with a warning:
+    a tracker's hiccup must not end hours of training (metrics.csv and run_info.json still record all)."""
+
+    def __init__(self, tracking: dict, run_dir: Path, results_dir: Path, project: str):
+        self.loggers = []
+        if tracking.get("tensorboard", True):
+            self.loggers.append(TensorBoardLogger(run_dir / "tensorboard"))
+        if tracking.get("mlflow", {}).get("enabled"):
+            self.loggers.append(MlflowLogger(tracking["mlflow"], (results_dir / "mlruns").resolve().as_uri(), project))
+        if tracking.get("wandb", {}).get("enabled"):
+            self.loggers.append(WandbLogger(tracking["wandb"], run_dir, project))
+
+    def start(self, run_id: str, hparams: dict, record) -> None:
+        for logger in self.loggers:
+            logger.start(run_id, hparams, record)
+        record.update()
+
+    def epoch(self, row: dict) -> None:
+        for logger in list(self.loggers):
+            try:
+                logger.epoch(row)
+            except Exception:
+                log.exception("%s failed; no more epochs go to it", type(logger).__name__)
+                self.loggers.remove(logger)
+
+    def end(self, status: str) -> None:
+        for logger in self.loggers:
+            try:
+                logger.end(status)
+            except Exception:  # a tracker failing to close must not hide why the run ended
+                log.exception("closing %s failed", type(logger).__name__)

@@ -1,0 +1,47 @@
+"""Which code, packages, machine and scheduler job produced a run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+
+def git_state(directory: Path) -> dict:
+    """Commit of the checkout and whether its tracked files differ from it (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": bool(status)}
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def collect_provenance(code_dir: Path, device: str, environ=os.environ) -> dict:
+    return {
+        **git_state(code_dir),
+        "python": platform.python_version(),
+        "torch": package_version("torch"),
+        "snakemake": package_version("snakemake"),
+        "host": socket.gethostname(),
+        "slurm_job_id": environ.get("SLURM_JOB_ID"),
+        "slurm_partition": environ.get("SLURM_JOB_PARTITION"),
+        "device": device,
+    }

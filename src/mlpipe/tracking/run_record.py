@@ -1,0 +1,52 @@
+"""``run_info.json``: a run's status, provenance and resource use, kept up to date while it trains.
+
+Each run writes only its own file (atomically), so any number of jobs on a shared filesystem
+(NFS, GPFS) can write at once; the analysis stage merges the files into the SQLite registry.
+The file is not a declared Snakemake output, so it survives a failed job and shows why it ended.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from mlpipe.io import read_json, write_json
+
+RUN_INFO_NAME = "run_info.json"
+RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path, run_id: str, hparams: dict, provenance: dict, requested: dict):
+        self.path = run_dir / RUN_INFO_NAME
+        earlier = read_json(self.path) if self.path.exists() else {}
+        self.info = {
+            "run_id": run_id,
+            "status": RUNNING,
+            "start_time": now(),
+            "end_time": None,
+            "attempts": earlier.get("attempts", 0) + 1 if earlier.get("status") != FINISHED else 1,
+            "hparams": hparams,
+            "provenance": provenance,
+            "requested": requested,
+            "usage": {},
+            "trackers": earlier.get("trackers", {}),
+        }
+        if earlier.get("status") in (INTERRUPTED, RUNNING, FAILED):
+            self.info["first_start_time"] = earlier.get("first_start_time", earlier.get("start_time"))
+        write_json(self.path, self.info)
+
+    def update(self, **fields) -> None:
+        self.info.update(fields)
+        write_json(self.path, self.info)
+
+    def end(self, status: str, **fields) -> None:
+        self.update(status=status, end_time=now(), **fields)
+
+
+def read_run_info(run_dir: Path) -> dict:
+    return read_json(run_dir / RUN_INFO_NAME)

@@ -1,0 +1,94 @@
+"""Everything a training run records, opened at its start and closed however it ends.
+
+Used as a context manager around the training loop: leaving it normally marks the run
+``finished``; leaving it through the checkpoint-and-exit path marks it ``interrupted``; any other
+exception marks it ``failed`` with the error. Resource use is measured at the end in every case.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mlpipe.tracking.loggers import EpochLoggers
+from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord
+
+
+class RunTracking:
+    def __init__(
+        self,
+        *,
+        run_dir: Path,
+        run_id: str,
+        hparams: dict,
+        provenance: dict,
+        requested: dict,
+        tracking: dict,
+        resumed: bool,
+        device: torch.device,
+        exit_code_interrupted: int,
+        progress: Callable[[], dict],
+    ):
+        if not resumed:  # a fresh start: curves of an earlier attempt would be mixed in
+            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        self.started = time.perf_counter()
+        self.device, self.exit_code_interrupted, self.progress = device, exit_code_interrupted, progress
+        self.record = RunRecord(run_dir, run_id, hparams, provenance, requested)
+        self.run_dir, self.run_id, self.hparams, self.tracking = run_dir, run_id, hparams, tracking
+        self.loggers: EpochLoggers | None = None
+
+    def epoch(self, row: dict) -> None:
+        self.loggers.epoch(row)
+
+    def __enter__(self) -> RunTracking:
+        try:  # a tracker that cannot start is a setup error: fail now, recorded, not hours later
+            self.loggers = EpochLoggers(self.tracking, self.run_dir, self.run_dir.parent.parent, Path.cwd().name)
+            self.loggers.start(self.run_id, self.hparams, self.record)
+        except Exception as error:
+            self.record.end(FAILED, usage=self.usage(), error=f"{type(error).__name__}: {error}")
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc is None:
+            status = FINISHED
+        elif isinstance(exc, SystemExit) and exc.code == self.exit_code_interrupted:
+            status = INTERRUPTED
+        else:
+            status = FAILED
+        extra = {"error": f"{type(exc).__name__}: {exc}"} if status == FAILED else {}
+        self.record.end(status, usage=self.usage(), **extra)
+        self.loggers.end(status)
+        return False
+
+    def usage(self) -> dict:
+        progress = self.progress()
+        rows = progress["rows"]
+        usage = {
+            "wall_seconds": time.perf_counter() - self.started,
+            "train_seconds": progress["train_seconds"],
+            "epochs_done": progress["epoch"],
+            "images_per_second": sum(row["images_per_second"] for row in rows) / len(rows) if rows else None,
+            "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+        if self.device.type == "cuda":
+            usage["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return usage
+
+
+class NoTracking:
+    """What ranks other than 0 of a multi-GPU run use: rank 0 records for all."""
+
+    def epoch(self, row: dict) -> None:
+        pass
+
+    def __enter__(self) -> NoTracking:
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        return False
