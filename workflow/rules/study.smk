@@ -10,7 +10,7 @@ rule archive:
     output:
         ARCHIVE_FILE,
     params:
-        results_dir=str(RESULTS),
+        results_dir=lambda wildcards, input: Path(input.best[0]).parent.parent.parent,
         run_ids=json.dumps(list(RUNS)),
         config=json.dumps(config),
     envmodules:
