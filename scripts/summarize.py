@@ -13,7 +13,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
     parser.add_argument("--swept", type=json.loads, required=True, help="JSON list of swept hyperparameters")
-    for name in ("summary", "comparison", "resources", "excluded", "best-config"):
+    for name in ("summary", "comparison", "resources", "excluded", "best-config"):  # tables also get an .html page
         parser.add_argument(f"--{name}", type=Path, required=True, help="output file")
     args = parser.parse_args()
     outputs = {

@@ -64,12 +64,15 @@ def main() -> None:
     from mlpipe.training.loop import RunPaths, train_run
 
     paths = RunPaths(processed_dir, args.out_dir, args.state_dir)
-    requested = {
-        "threads": args.threads,
-        "mem_mb": args.request_mem_mb,
-        "gpus": args.gpus,
-        "runtime_minutes": args.request_runtime,
-    }
+    # What the scheduler was asked for; a local run has no allocation to compare its use against.
+    requested = {}
+    if os.environ.get("SLURM_JOB_ID"):
+        requested = {
+            "threads": args.threads,
+            "mem_mb": args.request_mem_mb,
+            "gpus": args.gpus,
+            "runtime_minutes": args.request_runtime,
+        }
     train_run(
         args.run_id,
         args.hparams,

@@ -9,15 +9,26 @@ import pytest
 
 from conftest import edit_config, planned_jobs, snakemake
 
-RUN_IDS = ["lr-0.05_seed-0", "lr-0.1_seed-0"]
+RUN_IDS = ["lr-0.05_seed-0", "lr-0.05_seed-1", "lr-0.1_seed-0", "lr-0.1_seed-1"]
+ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
+RETRAIN_ALL = {"train": 4, "evaluate": 4, **ANALYSIS}
 
 
 def test_full_run_produces_every_output(finished_workflow):
     results = finished_workflow / "results"
     summary = pd.read_csv(results / "summary.csv")
     assert list(summary["run_id"]) == RUN_IDS
-    assert list(summary.columns) == ["run_id", "lr", "seed", "best_val_acc", "best_epoch", "test_acc", "train_seconds"]
-    assert summary["lr"].tolist() == [0.05, 0.1]
+    assert list(summary.columns) == [
+        "run_id",
+        "lr",
+        "seed",
+        "best_val_acc",
+        "best_epoch",
+        "test_acc",
+        "train_seconds",
+        "images_per_second",
+    ]
+    assert summary["lr"].tolist() == [0.05, 0.05, 0.1, 0.1] and summary["seed"].tolist() == [0, 1, 0, 1]
     assert summary["test_acc"].between(0.5, 1.0).all()  # 3 epochs on digits: far above the 10% of chance
     for run_id in RUN_IDS:
         run_dir = results / "runs" / run_id
@@ -33,8 +44,17 @@ def test_full_run_produces_every_output(finished_workflow):
         confusion = pd.read_csv(run_dir / "confusion.csv", index_col="true_class")
         assert confusion.to_numpy().sum() == evaluation["test_count"]
         assert (run_dir / "best.pt").stat().st_size > 0 and (run_dir / "last.pt").stat().st_size > 0
-    for plot in ("learning_curves", "test_accuracy", "confusion_best"):
+    for plot in ("learning_curves", "test_accuracy", "confusion_best", "time_and_throughput"):
         assert (results / "plots" / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for table in (
+        "comparison.csv",
+        "resources.csv",
+        "provenance.csv",
+        "excluded_runs.csv",
+        "best_config.yaml",
+        "registry.sqlite",
+    ):
+        assert (results / table).exists(), table
     processed = finished_workflow / "data" / "processed" / "digits"
     meta = json.loads((processed / "meta.json").read_text())
     assert sum(meta["counts"].values()) == 1797
@@ -49,13 +69,13 @@ def test_nothing_to_do_after_a_complete_run(finished_copy):
 def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy):
     model_file = finished_copy / "src" / "mlpipe" / "models" / "small_cnn.py"
     model_file.write_text(model_file.read_text() + "\n# a change to the model\n")
-    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == RETRAIN_ALL
 
 
 def test_editing_training_code_retrains_every_run(finished_copy):
-    loop_file = finished_copy / "src" / "mlpipe" / "training" / "schedule.py"
-    loop_file.write_text(loop_file.read_text() + "\n# a change to the schedule\n")
-    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+    schedule_file = finished_copy / "src" / "mlpipe" / "training" / "schedule.py"
+    schedule_file.write_text(schedule_file.read_text() + "\n# a change to the schedule\n")
+    assert planned_jobs(finished_copy) == RETRAIN_ALL
 
 
 def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
@@ -67,30 +87,23 @@ def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
 def test_editing_preprocess_code_reruns_preprocess_and_everything_after_it(finished_copy):
     split_file = finished_copy / "src" / "mlpipe" / "preprocess" / "split.py"
     split_file.write_text(split_file.read_text() + "\n# a change to the split\n")
-    assert planned_jobs(finished_copy) == {
-        "preprocess": 1,
-        "train": 2,
-        "evaluate": 2,
-        "summarize": 1,
-        "plot": 1,
-        "all": 1,
-    }
+    assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
 
 
-def test_changing_a_sweep_value_trains_only_the_new_run(finished_copy):
+def test_changing_a_sweep_value_trains_only_the_new_runs(finished_copy):
     edit_config(finished_copy, {"sweep": {"grid": {"lr": [0.05, 0.2]}}})
-    assert planned_jobs(finished_copy) == {"train": 1, "evaluate": 1, "summarize": 1, "plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, **ANALYSIS}
 
 
-def test_adding_a_sweep_value_trains_only_the_new_runs(finished_copy):
-    edit_config(finished_copy, {"sweep": {"grid": {"lr": [0.05, 0.1, 0.2]}, "seeds": [0, 1]}})
-    # Three new runs: lr 0.2 with seed 0, and every lr with the new seed 1.
-    assert planned_jobs(finished_copy) == {"train": 4, "evaluate": 4, "summarize": 1, "plot": 1, "all": 1}
+def test_adding_a_sweep_value_or_seed_trains_only_the_new_runs(finished_copy):
+    edit_config(finished_copy, {"sweep": {"grid": {"lr": [0.05, 0.1, 0.2]}, "seeds": [0, 1, 2]}})
+    # Five new runs: lr 0.2 with seeds 0, 1 and 2, and the old learning rates with the new seed 2.
+    assert planned_jobs(finished_copy) == {"train": 5, "evaluate": 5, **ANALYSIS}
 
 
 def test_changing_a_base_hyperparameter_retrains_the_runs_it_reaches(finished_copy):
     edit_config(finished_copy, {"train": {"weight_decay": 0.001}})
-    assert planned_jobs(finished_copy) == {"train": 2, "evaluate": 2, "summarize": 1, "plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == RETRAIN_ALL
 
 
 def test_changing_a_swept_key_in_the_base_config_changes_nothing(finished_copy):
@@ -99,23 +112,14 @@ def test_changing_a_swept_key_in_the_base_config_changes_nothing(finished_copy):
     assert planned_jobs(finished_copy) == {}
 
 
+def test_turning_trackers_on_reruns_nothing(finished_copy):
+    edit_config(finished_copy, {"tracking": {"tensorboard": False, "wandb": {"enabled": True}}})
+    assert planned_jobs(finished_copy) == {}
+
+
 def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
     edit_config(finished_copy, {"dataset": {"split_seed": 1}})
-    assert planned_jobs(finished_copy) == {
-        "preprocess": 1,
-        "train": 2,
-        "evaluate": 2,
-        "summarize": 1,
-        "plot": 1,
-        "all": 1,
-    }
-
-
-def test_report_holds_every_plot_and_the_table(finished_copy):
-    snakemake(finished_copy, "--report", "results/report.html")
-    html = (finished_copy / "results" / "report.html").read_text()
-    for name in ("summary.csv", "learning_curves.png", "test_accuracy.png", "confusion_best.png"):
-        assert name in html
+    assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
 
 
 def test_lint_reports_nothing(workflow_copy):
@@ -127,5 +131,5 @@ def test_lint_reports_nothing(workflow_copy):
 def test_dag_can_be_drawn_before_anything_runs(workflow_copy, flag):
     dot = snakemake(workflow_copy, flag).stdout
     assert dot.lstrip().startswith("digraph")
-    for rule in ("download", "preprocess", "train", "evaluate", "summarize", "plot"):
+    for rule in ("download", "preprocess", "train", "evaluate", "summarize", "registry", "plot"):
         assert rule in dot

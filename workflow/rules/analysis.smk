@@ -6,35 +6,39 @@ rule summarize:
         code=rule_code("summarize"),
         script="scripts/summarize.py",
     output:
-        summary=report(
-            results("summary.csv"),
+        summary=results("summary.csv"),
+        comparison=results("comparison.csv"),
+        resources=results("resources.csv"),
+        excluded=results("excluded_runs.csv"),
+        summary_page=report(
+            results("summary.html"),
             caption="../report/summary.rst",
             category="Runs",
-            labels={"table": "every run"},
+            labels={"name": "every run"},
         ),
-        comparison=report(
-            results("comparison.csv"),
+        comparison_page=report(
+            results("comparison.html"),
             caption="../report/comparison.rst",
             category="Comparison",
-            labels={"table": "configurations over seeds"},
+            labels={"name": "configurations over seeds"},
         ),
-        resources=report(
-            results("resources.csv"),
+        resources_page=report(
+            results("resources.html"),
             caption="../report/resources.rst",
             category="Resources",
-            labels={"table": "asked for and used, per run"},
+            labels={"name": "asked for and used, per run"},
         ),
-        excluded=report(
-            results("excluded_runs.csv"),
+        excluded_page=report(
+            results("excluded_runs.html"),
             caption="../report/excluded_runs.rst",
             category="Runs",
-            labels={"table": "runs left out"},
+            labels={"name": "runs left out"},
         ),
         best_config=report(
             results("best_config.yaml"),
             caption="../report/best_config.rst",
             category="Comparison",
-            labels={"table": "best configuration (config file)"},
+            labels={"name": "best configuration"},
         ),
     params:
         runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
@@ -64,11 +68,12 @@ rule registry:
         script="scripts/registry.py",
     output:
         database=results("registry.sqlite"),
-        provenance=report(
-            results("provenance.csv"),
+        provenance=results("provenance.csv"),
+        provenance_page=report(
+            results("provenance.html"),
             caption="../report/provenance.rst",
             category="Provenance",
-            labels={"table": "code, packages and machine of each run"},
+            labels={"name": "code, packages and machine of each run"},
         ),
     params:
         runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
@@ -100,25 +105,25 @@ rule plot:
             results("plots/learning_curves.png"),
             caption="../report/learning_curves.rst",
             category="Comparison",
-            labels={"figure": "learning curves"},
+            labels={"name": "learning curves"},
         ),
         test_accuracy=report(
             results("plots/test_accuracy.png"),
             caption="../report/test_accuracy.rst",
             category="Comparison",
-            labels={"figure": "test accuracy per sweep value"},
+            labels={"name": "test accuracy per sweep value"},
         ),
         confusion=report(
             results("plots/confusion_best.png"),
             caption="../report/confusion_best.rst",
             category="Comparison",
-            labels={"figure": "confusion matrix of the best configuration"},
+            labels={"name": "confusion matrix of the best configuration"},
         ),
         resources=report(
-            results("plots/resources.png"),
+            results("plots/time_and_throughput.png"),
             caption="../report/resources_plot.rst",
             category="Resources",
-            labels={"figure": "time and throughput per run"},
+            labels={"name": "time and throughput per run"},
         ),
     params:
         runs_dir=lambda wildcards, input: Path(input.metrics[0]).parent.parent,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlpipe.analysis.collect import load_runs
+from mlpipe.analysis.html import write_html_table
 from mlpipe.io import atomic_path
 
 RUN_COLUMNS = {
@@ -104,4 +105,5 @@ def build_registry(runs_dir: Path, run_ids: list[str], database: Path, provenanc
     provenance = pd.DataFrame(rows).drop(columns=["hparams"])
     with atomic_path(provenance_csv) as tmp:
         provenance.to_csv(tmp, index=False)
+    write_html_table(provenance, provenance_csv.with_suffix(".html"), "Provenance of each run")
     return len(rows)

@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from mlpipe.analysis.collect import Run, load_runs
+from mlpipe.analysis.html import write_html_table
 from mlpipe.analysis.stats import configuration_label, seed_statistics
 from mlpipe.io import atomic_path, write_text
 
@@ -96,9 +97,11 @@ def best_config(runs: list[Run], comparison: pd.DataFrame, swept: list[str]) -> 
     }
 
 
-def write_table(table: pd.DataFrame, path: Path) -> None:
+def write_table(table: pd.DataFrame, path: Path, title: str, empty_note: str = "No rows.") -> None:
+    """The table as CSV at ``path`` and, for the report, as HTML beside it (same name, .html)."""
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
+    write_html_table(table, path.with_suffix(".html"), title, empty_note)
 
 
 def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: dict[str, Path]) -> None:
@@ -110,10 +113,15 @@ def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: d
         raise ValueError(f"no usable run among {len(run_ids)} in {runs_dir}; see the reasons above")
     summary = run_table(runs, swept)
     comparison = seed_statistics(summary, swept)
-    write_table(summary, out["summary"])
-    write_table(comparison, out["comparison"])
-    write_table(resource_table(runs), out["resources"])
-    write_table(pd.DataFrame(excluded, columns=["run_id", "reason"]), out["excluded"])
+    write_table(summary, out["summary"], "Every run")
+    write_table(comparison, out["comparison"], "Configurations over seeds, best first")
+    write_table(resource_table(runs), out["resources"], "Asked for and used, per run")
+    write_table(
+        pd.DataFrame(excluded, columns=["run_id", "reason"]),
+        out["excluded"],
+        "Runs left out",
+        empty_note="None: every run's files were complete and readable.",
+    )
     header = (
         f"# Best configuration by mean validation accuracy over seeds: {comparison.iloc[0]['configuration']}\n"
         "# (test accuracy never chose it). On top of config/config.yaml it trains just this configuration:\n"
