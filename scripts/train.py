@@ -68,7 +68,7 @@ def main() -> None:
     requested = {}
     if os.environ.get("SLURM_JOB_ID"):
         requested = {
-            "threads": args.threads,
+            "cpus": int(os.environ.get("SLURM_CPUS_PER_TASK", args.threads)),
             "mem_mb": args.request_mem_mb,
             "gpus": args.gpus,
             "runtime_minutes": args.request_runtime,

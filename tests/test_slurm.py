@@ -158,6 +158,16 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
     assert not (osc_workflow / "data").exists()
     assert len(list((osc_workflow / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
 
+    # Each run recorded what its job asked SLURM for and which job it was.
+    resources = pd.read_csv(osc_workflow / "results" / "resources.csv")
+    assert (
+        (resources["partition"] == "gpu").all() and (resources["gpus"] == 1).all() and (resources["cpus"] == 4).all()
+    )
+    assert (resources["runtime_asked_min"] == 30).all() and (resources["mem_asked_mb"] == 1500).all()
+    assert resources["oversized"].str.contains("walltime").all()  # seconds of training in a 30-minute request
+    provenance = pd.read_csv(osc_workflow / "results" / "provenance.csv", dtype={"slurm_job_id": str})
+    assert set(provenance["slurm_job_id"]) == {job["JobID"] for job in by_rule["train"]}
+
     # The same config run locally (same threads per training job) gives the same numbers.
     local = copy_workflow(tmp_path / "local")
     shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")

@@ -59,7 +59,7 @@ def resource_table(runs: list[Run]) -> pd.DataFrame:
                 "status": run.info.get("status", "unknown"),
                 "attempts": run.info.get("attempts"),
                 "partition": run.info.get("provenance", {}).get("slurm_partition"),
-                "threads": asked.get("threads"),
+                "cpus": asked.get("cpus"),
                 "gpus": gpus,
                 "runtime_asked_min": minutes,
                 "wall_used_min": wall / 60,
