@@ -21,7 +21,6 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--stage-to-tmpdir", action="store_true", help="read the data from a copy in $TMPDIR")
     parser.add_argument("--request-mem-mb", type=int, default=None, help="memory the job asked for (recorded)")
     parser.add_argument(
         "--request-runtime", type=int, default=None, help="walltime in minutes the job asked for (recorded)"
@@ -32,7 +31,8 @@ def main() -> None:
     from mlpipe.training.staging import stage_processed
 
     processed_dir = args.processed_dir
-    if args.stage_to_tmpdir and not launched_by_torchrun():  # once per job, before any worker starts
+    # MLPIPE_STAGE_TO_TMPDIR=1 (set by the workflow): read the data from a copy in the job's $TMPDIR.
+    if os.environ.get("MLPIPE_STAGE_TO_TMPDIR") == "1" and not launched_by_torchrun():  # once, before any worker
         processed_dir = stage_processed(args.processed_dir)
 
     if args.gpus > 1 and not launched_by_torchrun():

@@ -71,11 +71,13 @@ def job_env() -> dict:
     return env
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env=job_env(),
+        env=job_env() | (env or {}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -329,7 +329,7 @@ def test_explicit_split_folders_are_kept(tmp_path):
     assert meta["counts"] == {"train": 30, "val": 30, "test": 30}
 
 
-def test_an_image_folder_trains_through_snakemake(tmp_path):
+def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path):
     root = make_image_folder(tmp_path / "images")
     workdir = copy_workflow(tmp_path / "project")
     edit_config(
@@ -339,9 +339,13 @@ def test_an_image_folder_trains_through_snakemake(tmp_path):
             "dataset": {"name": "image_folder", "image_folder": {"root": str(root), "size": [16, 16], "channels": 1}},
             "train": {"epochs": 2, "batch_size": 8},
             "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]},
+            "train_job": {"stage_to_tmpdir": True},
         },
     )
-    snakemake(workdir, "--cores", "2")
+    (tmp_path / "node-local").mkdir()  # a job's $TMPDIR on a compute node
+    snakemake(workdir, "--cores", "2", env={"TMPDIR": str(tmp_path / "node-local")})
+    train_log = (workdir / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
+    assert f"to {tmp_path / 'node-local' / 'mlpipe-data' / 'image_folder'}" in train_log  # read from the staged copy
     meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
     assert meta["classes"] == ["birds", "cats", "dogs"]
     assert (workdir / "results" / "plots" / "confusion_best.png").exists()

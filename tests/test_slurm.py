@@ -160,9 +160,7 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
 
     # Each run recorded what its job asked SLURM for and which job it was.
     resources = pd.read_csv(osc_workflow / "results" / "resources.csv")
-    assert (
-        (resources["partition"] == "gpu").all() and (resources["gpus"] == 1).all() and (resources["cpus"] == 4).all()
-    )
+    assert (resources["partition"] == "gpu").all() and (resources["gpus"] == 1).all() and (resources["cpus"] == 4).all()
     assert (resources["runtime_asked_min"] == 30).all() and (resources["mem_asked_mb"] == 1500).all()
     assert resources["oversized"].str.contains("walltime").all()  # seconds of training in a 30-minute request
     provenance = pd.read_csv(osc_workflow / "results" / "provenance.csv", dtype={"slurm_job_id": str})

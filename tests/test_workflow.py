@@ -112,8 +112,14 @@ def test_changing_a_swept_key_in_the_base_config_changes_nothing(finished_copy):
     assert planned_jobs(finished_copy) == {}
 
 
-def test_turning_trackers_on_reruns_nothing(finished_copy):
-    edit_config(finished_copy, {"tracking": {"tensorboard": False, "wandb": {"enabled": True}}})
+def test_settings_that_do_not_change_results_rerun_nothing(finished_copy):
+    edit_config(
+        finished_copy,
+        {
+            "tracking": {"tensorboard": False, "wandb": {"enabled": True}},
+            "train_job": {"stage_to_tmpdir": True, "runtime": 240, "mem_mb": 4000, "gpus": 2},
+        },
+    )
     assert planned_jobs(finished_copy) == {}
 
 

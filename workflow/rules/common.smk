@@ -29,12 +29,17 @@ try:
 except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
 
-# Jobs get the checkout's package on PYTHONPATH, and the tracking settings in MLPIPE_TRACKING rather
-# than as params: turning TensorBoard or MLflow on must not rerun finished runs. (Snakemake formats
-# the prefix like a shell command, so braces meant for the shell are doubled.)
+# Jobs get the checkout's package on PYTHONPATH, and settings that do not change results in the
+# environment rather than as params, so that changing them never reruns a finished run: the tracking
+# settings (MLPIPE_TRACKING) and whether training reads its data from a copy in the job's node-local
+# $TMPDIR (MLPIPE_STAGE_TO_TMPDIR). Snakemake formats the prefix like a shell command, so braces
+# meant for the shell are doubled.
 _tracking = shlex.quote(json.dumps(config["tracking"], sort_keys=True)).replace("{", "{{").replace("}", "}}")
+_stage = config["train_job"]["stage_to_tmpdir"]
+_stage = int(_stage is True or (_stage == "auto" and SITE is not None))
 shell.prefix(
-    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} MLPIPE_TRACKING={_tracking}; "
+    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
+    f" MLPIPE_TRACKING={_tracking} MLPIPE_STAGE_TO_TMPDIR={_stage}; "
 )
 
 DATASET = config["dataset"]["name"]
@@ -90,12 +95,6 @@ def preprocess_settings():
         | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}},
         sort_keys=True,
     )
-
-
-def stage_flag():
-    """--stage-to-tmpdir when training should read its data from the job's node-local $TMPDIR."""
-    setting = config["train_job"]["stage_to_tmpdir"]
-    return "--stage-to-tmpdir" if setting is True or (setting == "auto" and SITE) else ""
 
 
 def run_hparams(wildcards):

@@ -14,7 +14,6 @@ rule train:
         out_dir=lambda wildcards, output: Path(output.metrics).parent,
         # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=lambda wildcards: str(CHECKPOINT_ROOT / wildcards.run),
-        stage=stage_flag(),
     envmodules:
         *env_modules(),
     conda:
@@ -30,4 +29,4 @@ rule train:
         "python {input.script} --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --out-dir {params.out_dir:q} --state-dir {params.state_dir:q}"
         " --gpus {resources.gpu} --threads {threads} --request-mem-mb {resources.mem_mb}"
-        " --request-runtime {resources.runtime} {params.stage} > {log:q} 2>&1"
+        " --request-runtime {resources.runtime} > {log:q} 2>&1"
