@@ -3,8 +3,9 @@
 Files of a run:
 - ``state_dir`` (under ``checkpoint_root``, never a declared Snakemake output, so a failed job
   does not delete it): ``resume.pt`` with everything needed to continue, and ``best.pt``;
-- ``out_dir`` (the declared outputs, written only when training completes): ``metrics.csv``,
-  ``best.pt``, ``last.pt`` and ``run_config.json``.
+- ``out_dir``: the declared outputs, written only when training completes (``metrics.csv``,
+  ``best.pt``, ``last.pt``, ``run_config.json``), and what the run records while it trains
+  (``run_info.json``, ``tensorboard/``; see :mod:`mlpipe.tracking`).
 
 A rerun finds ``resume.pt`` and continues where the last attempt stopped, provided the
 hyperparameters, the data and the model/training code are unchanged; otherwise it starts
