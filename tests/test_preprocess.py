@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from mlpipe.io import atomic_path, write_json
 from mlpipe.layout import processed_files
 from mlpipe.preprocess.split import TEST, VAL, assign_source_splits, stratified_assignment
 from mlpipe.preprocess.stage import preprocess_dataset
+
+SPLIT_SETTINGS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 
 
 def test_stratified_assignment_is_seeded_and_keeps_class_shares():
@@ -123,3 +126,37 @@ def test_atomic_path_replaces_the_old_file_only_when_complete(tmp_path):
         tmp.write_text("new")
         assert target.read_text() == "old"
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+def test_entry_points_end_with_one_line_for_mlpipe_errors_and_a_traceback_for_surprises(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, job_env
+
+    def preprocess(raw_dir: Path) -> subprocess.CompletedProcess:
+        command = [
+            sys.executable,
+            str(REPO / "scripts" / "preprocess.py"),
+            "--dataset",
+            json.dumps(SPLIT_SETTINGS),
+            "--raw-dir",
+            str(raw_dir),
+            "--processed-dir",
+            str(tmp_path / "out"),
+        ]
+        return subprocess.run(command, env=job_env(), capture_output=True, text=True)
+
+    # Raised on purpose by mlpipe: one line.
+    (tmp_path / "odd").mkdir()
+    write_json(tmp_path / "odd" / "manifest.json", {"dataset": "x", "format": "hdf5", "classes": ["a"], "splits": {}})
+    ours = preprocess(tmp_path / "odd")
+    assert ours.returncode == 1 and "Traceback" not in ours.stderr
+    assert (
+        ours.stderr.strip().splitlines()[-1]
+        == f"error: ValueError: {tmp_path / 'odd'}/manifest.json: unknown raw format 'hdf5'"
+    )
+    # Raised inside the standard library: the traceback comes first, the same kind of line last.
+    surprise = preprocess(tmp_path / "missing")
+    assert surprise.returncode == 1 and "Traceback" in surprise.stderr
+    assert surprise.stderr.strip().splitlines()[-1].startswith("error: FileNotFoundError: ")
