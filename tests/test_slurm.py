@@ -176,6 +176,24 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
     pd.testing.assert_frame_equal(slurm_summary, local_summary)
 
 
+def test_a_gpu_job_that_sees_no_gpu_fails_at_once_without_the_switch(slurm, osc_workflow, tmp_path):
+    edit_config(osc_workflow, {"sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}})
+    env = osc_env(slurm, tmp_path / "scratch", MLPIPE_ALLOW_CPU=None)
+    # --retries 0: one failure is the whole story here.
+    result = run(osc_workflow, env, "--profile", "profiles/osc", "--retries", "0", *FAST_STATUS)
+    assert result.returncode != 0
+    log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
+    assert log.strip().splitlines()[-1] == (
+        "error: NoGpuError: this job asked for 1 GPU(s) but CUDA sees none (CUDA_VISIBLE_DEVICES=0); "
+        "set MLPIPE_ALLOW_CPU=1 to train on the CPU instead"
+    )
+    assert "epoch 1/" not in log
+    train = [
+        job for job in slurm.sacct("JobID", "State", "ElapsedRaw", "Comment") if rule_of(job["Comment"]) == "train"
+    ]
+    assert train[-1]["State"] == "FAILED" and int(train[-1]["ElapsedRaw"]) < 60
+
+
 def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow, tmp_path):
     before = len(slurm.sacct("JobID"))
     result = run(
