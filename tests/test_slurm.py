@@ -6,6 +6,7 @@ The workflow runs with `snakemake --profile profiles/osc`, changed only through 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake
 from local_slurm import LocalSlurm, missing_requirements, wait_until
+from mlpipe.training.checkpoint import load_checkpoint
 
 ACCOUNT = "pas0001"
 # Only the plugin's first status check is brought forward (40 s by default) so the test takes minutes.
@@ -176,11 +179,37 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
     pd.testing.assert_frame_equal(slurm_summary, local_summary)
 
 
-def test_a_gpu_job_that_sees_no_gpu_fails_at_once_without_the_switch(slurm, osc_workflow, tmp_path):
-    edit_config(osc_workflow, {"sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}})
-    env = osc_env(slurm, tmp_path / "scratch", MLPIPE_ALLOW_CPU=None)
-    # --retries 0: one failure is the whole story here.
-    result = run(osc_workflow, env, "--profile", "profiles/osc", "--retries", "0", *FAST_STATUS)
+def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, osc_workflow, tmp_path):
+    edit_config(osc_workflow, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0, 1]}})
+    env = osc_env(slurm, tmp_path / "scratch")
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    # Large sweeps: every train job ready at once goes in one sbatch, as tasks of a job array.
+    result = run(osc_workflow, env, "--profile", "profiles/osc", "--slurm-array-jobs=train", *FAST_STATUS)
+    assert result.returncode == 0, result.stderr[-5000:]
+    train = [
+        job
+        for job in slurm.sacct("JobID", "State", "Partition", "AllocTRES", "Comment")
+        if job["JobID"] not in before and rule_of(job["Comment"]) == "train"
+    ]
+    assert len(train) == 2 and len({job["JobID"].split("_")[0] for job in train}) == 1  # tasks of one array
+    assert all("_" in job["JobID"] and job["State"] == "COMPLETED" for job in train)
+    assert all(job["Partition"] == "gpu" and "gres/gpu=1" in job["AllocTRES"] for job in train)
+
+    # Without MLPIPE_ALLOW_CPU, a job that asked for a GPU and sees none (the placeholder) stops at once.
+    env.pop("MLPIPE_ALLOW_CPU")
+    result = run(
+        osc_workflow,
+        env,
+        "--profile",
+        "profiles/osc",
+        "--forcerun",
+        "train",
+        "--until",
+        "train",
+        "--retries",
+        "0",
+        *FAST_STATUS,
+    )  # one failure is the whole story here
     assert result.returncode != 0
     log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
     assert log.strip().splitlines()[-1] == (
@@ -188,10 +217,12 @@ def test_a_gpu_job_that_sees_no_gpu_fails_at_once_without_the_switch(slurm, osc_
         "set MLPIPE_ALLOW_CPU=1 to train on the CPU instead"
     )
     assert "epoch 1/" not in log
-    train = [
-        job for job in slurm.sacct("JobID", "State", "ElapsedRaw", "Comment") if rule_of(job["Comment"]) == "train"
+    failed = [
+        job
+        for job in slurm.sacct("JobID", "State", "ElapsedRaw", "Comment")
+        if rule_of(job["Comment"]) == "train" and job["State"] == "FAILED"
     ]
-    assert train[-1]["State"] == "FAILED" and int(train[-1]["ElapsedRaw"]) < 60
+    assert failed and all(int(job["ElapsedRaw"]) < 60 for job in failed)
 
 
 def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow, tmp_path):
@@ -240,12 +271,27 @@ def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_wo
     resumed_at = int(log.split(f"resuming {run_id} at epoch ")[1].split(",")[0])
     assert resumed_at >= 3  # epochs 1 and 2 were done before the signal, and not trained again
 
-    # Resumed on the other side of a SLURM retry, the run ends where an uninterrupted one does.
-    local = copy_workflow(tmp_path / "local")
-    shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")
-    snakemake(local, "--cores", "2", "--set-threads", "train=4")
-    columns = ["run_id", "best_val_acc", "best_epoch", "test_acc"]
-    pd.testing.assert_frame_equal(
-        pd.read_csv(osc_workflow / "results" / "summary.csv")[columns],
-        pd.read_csv(local / "results" / "summary.csv")[columns],
-    )
+    # Resumed on the other side of a SLURM retry, the run ends bit-identical to an uninterrupted one:
+    # the same hyperparameters on the same processed data, trained here in one go with the same threads.
+    run_config = json.loads((osc_workflow / "results" / "runs" / run_id / "run_config.json").read_text())
+    reference = tmp_path / "uninterrupted"
+    command = [
+        sys.executable,
+        str(osc_workflow / "scripts" / "train.py"),
+        "--run-id",
+        run_id,
+        "--hparams",
+        json.dumps(run_config["hparams"]),
+        "--processed-dir",
+        str(tmp_path / "scratch" / "data" / "processed" / "digits"),
+        "--out-dir",
+        str(reference / "out"),
+        "--state-dir",
+        str(reference / "state"),
+        "--threads",
+        str(run_config["torch_threads"]),
+    ]
+    subprocess.run(command, env=job_env(), check=True, capture_output=True)
+    resumed = load_checkpoint(osc_workflow / "results" / "runs" / run_id / "last.pt")["state_dict"]
+    uninterrupted = load_checkpoint(reference / "out" / "last.pt")["state_dict"]
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in uninterrupted)

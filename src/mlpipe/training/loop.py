@@ -321,6 +321,7 @@ def _write_outputs(
             "device": device_name(device),
             "precision": precision.name,
             "world_size": world_size,
+            "torch_threads": torch.get_num_threads(),  # CPU results depend on it: rerun with the same to compare
             "best_epoch": progress.best_epoch,
             "best_val_acc": progress.best_val_acc,
             "train_seconds": progress.train_seconds,
