@@ -137,7 +137,7 @@ def train_threads():
 
 if SITE:
     logger.info(SITE.describe())
-    gpu_hours = len(RUNS) * max(1, TRAIN_GPUS) * SITE.runtime(config["train_job"]["runtime"]) / 60
+    gpu_hours = len(RUNS) * TRAIN_GPUS * SITE.runtime(config["train_job"]["runtime"]) / 60
     logger.info(
         f"the sweep asks for at most {gpu_hours:g} GPU-hours on first attempts: {len(RUNS)} runs x {TRAIN_GPUS} GPU(s)"
         f" x {SITE.runtime(config['train_job']['runtime'])} min"
