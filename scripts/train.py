@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mlpipe.training.distributed import launched_by_torchrun
+    from mlpipe.training.launch import relaunch_under_torchrun, with_options
     from mlpipe.training.staging import stage_processed
 
     processed_dir = args.processed_dir
@@ -36,43 +36,16 @@ def main() -> None:
         processed_dir = stage_processed(args.processed_dir)
 
     if args.gpus > 1 and not launched_by_torchrun():
-        # One process per GPU. The torchrun agent ignores SIGUSR1 (inherited through exec) so that
-        # SLURM's warning before walltime reaches the workers, which checkpoint, and not the agent,
-        # which would die of it and take the workers down.
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, args.threads // args.gpus)))
-        worker_args = [
-            "--run-id",
-            args.run_id,
-            "--hparams",
-            json.dumps(args.hparams),
-            "--processed-dir",
-            str(processed_dir),
-            "--out-dir",
-            str(args.out_dir),
-            "--state-dir",
-            str(args.state_dir),
-            "--gpus",
-            str(args.gpus),
-            "--threads",
-            str(max(1, args.threads // args.gpus)),
-        ]
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}"]
-        os.execv(sys.executable, [*torchrun, __file__, *worker_args])
+        relaunch_under_torchrun(
+            __file__, with_options(sys.argv[1:], processed_dir=str(processed_dir)), args.gpus, args.threads
+        )
 
+    from mlpipe.tracking.provenance import scheduler_request
     from mlpipe.training.device import allow_cpu_from_env
     from mlpipe.training.loop import RunPaths, train_run
 
     paths = RunPaths(processed_dir, args.out_dir, args.state_dir)
-    # What the scheduler was asked for; a local run has no allocation to compare its use against.
-    requested = {}
-    if os.environ.get("SLURM_JOB_ID"):
-        requested = {
-            "cpus": int(os.environ.get("SLURM_CPUS_PER_TASK", args.threads)),
-            "mem_mb": args.request_mem_mb,
-            "gpus": args.gpus,
-            "runtime_minutes": args.request_runtime,
-        }
+    requested = scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime)
     train_run(
         args.run_id,
         args.hparams,

@@ -261,3 +261,19 @@ def test_two_process_ddp_run_on_cpu_resumes_after_sigusr1_like_an_uninterrupted_
     assert run_config["world_size"] == 2
     assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "ddp-reference"))
     pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(tmp_path / "ddp-reference"))
+
+
+def test_torchrun_workers_get_the_parents_arguments_with_their_own_values():
+    from mlpipe.training.launch import with_options
+
+    argv = ["--run-id", "r", "--processed-dir", "/scratch/p", "--threads=8", "--gpus", "2"]
+    assert with_options(argv, processed_dir="/tmp/staged", threads="4") == [
+        "--run-id",
+        "r",
+        "--gpus",
+        "2",
+        "--processed-dir",
+        "/tmp/staged",
+        "--threads",
+        "4",
+    ]

@@ -45,3 +45,13 @@ def collect_provenance(code_dir: Path, device: str, environ=os.environ) -> dict:
         "slurm_partition": environ.get("SLURM_JOB_PARTITION"),
         "device": device,
     }
+
+
+def scheduler_request(
+    threads: int, mem_mb: int | None, gpus: int, runtime_minutes: int | None, environ=os.environ
+) -> dict:
+    """What a SLURM job asked for (its cores from SLURM itself); empty for a local run, which has no allocation."""
+    if not environ.get("SLURM_JOB_ID"):
+        return {}
+    cpus = int(environ.get("SLURM_CPUS_PER_TASK", threads))
+    return {"cpus": cpus, "mem_mb": mem_mb, "gpus": gpus, "runtime_minutes": runtime_minutes}
