@@ -48,7 +48,8 @@ class Site:
     def describe(self) -> str:
         return (
             f"{self.name} {self.cluster} ({self.queue} queue): CPU jobs on {self.cpu_partition}, GPU jobs on "
-            f"{self.gpu_partition}, account {self.account}, scratch {self.scratch_root}"
+            f"{self.gpu_partition}, account {self.account}, scratch {self.scratch_root} (purged after "
+            f"{self.scratch_purge_days} days without access)"
         )
 
 

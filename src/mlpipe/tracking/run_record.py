@@ -46,7 +46,3 @@ class RunRecord:
 
     def end(self, status: str, **fields) -> None:
         self.update(status=status, end_time=now(), **fields)
-
-
-def read_run_info(run_dir: Path) -> dict:
-    return read_json(run_dir / RUN_INFO_NAME)

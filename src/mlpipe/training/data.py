@@ -14,7 +14,6 @@ interrupted, which is what makes resume bit-identical.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,6 @@ import torch
 
 from mlpipe.io import read_json
 from mlpipe.layout import META_NAME
-
-log = logging.getLogger(__name__)
 
 COPY_CHUNK_BYTES = 256 << 20
 
