@@ -4,6 +4,9 @@ PYTHON ?= python3
 # PyTorch is installed on its own first, so a lab can point this at the build its cluster needs.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= 2
+# Two test workers, each taking whole test files: the SLURM tests (one file, one cluster) mostly wait on
+# their cluster while the other worker keeps the CPUs busy.
+TEST_WORKERS ?= 2
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -29,7 +32,7 @@ archive: report  ## pack the finished study: make archive DEST=/fs/ess/PAS1234/a
 	snakemake --cores 1 archive $(if $(DEST),--config archive='{destination: $(DEST)}')
 
 test: setup  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when slurm-wlm is installed)
-	pytest
+	pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	snakemake --lint

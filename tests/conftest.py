@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -104,10 +105,22 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def finished_workflow(tmp_path_factory) -> Path:
-    """The real workflow, run once to completion on a small study (2 learning rates x 2 seeds)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("finished"))
-    edit_config(workdir, STUDY_OVERRIDES)
-    snakemake(workdir, "--cores", "2")
+    """The real workflow, run once to completion on a small study (2 learning rates x 2 seeds).
+
+    Tests only read it. Under pytest-xdist the workers share one copy: the first to get the lock builds it.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder above every worker's own
+    workdir, built = shared / "finished-study", shared / "finished-study.built"
+    with (shared / "finished-study.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # a build that failed in another worker
+            copy_workflow(workdir)
+            edit_config(workdir, STUDY_OVERRIDES)
+            snakemake(workdir, "--cores", "2")
+            built.touch()
     return workdir
 
 

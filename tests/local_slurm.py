@@ -9,6 +9,7 @@ See ../shared/notes/local-slurm.md for why each setting is there.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -17,10 +18,13 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged", "sacctmgr", "mariadb-install-db")
 ETC_SLURM = Path("/etc/slurm")
 MUNGE_PID = Path("/run/munge/munged.pid")
+# One cluster per machine at a time: they share munge and the /etc/slurm links.
+MACHINE_LOCK = Path("/run/lock/mlpipe-local-slurm.lock")
 CLUSTER_NAME = "mlpipetest"
 # OSC's partition names; the debug ones with OSC's one-hour cap.
 PARTITIONS = {"cpu": "INFINITE", "gpu": "INFINITE", "gpudebug": "60", "debug-cpu": "60", "gpubackfill": "240"}
@@ -58,6 +62,7 @@ class LocalSlurm:
     _started_munge: bool = False
     _replaced_etc: list = field(default_factory=list)
     _mariadb: subprocess.Popen | None = None
+    _lock: IO[str] | None = None
 
     @property
     def conf_dir(self) -> Path:
@@ -71,6 +76,7 @@ class LocalSlurm:
             raise
 
     def _start(self) -> LocalSlurm:
+        self._take_machine_lock()
         for name in ("etc", "state", "spool", "db", "log"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in ("mariadb", "slurmdbd", "slurmctld", "slurmd")}
@@ -117,6 +123,9 @@ class LocalSlurm:
             link.unlink(missing_ok=True)
             if backup is not None:
                 backup.rename(link)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def running_daemons(self) -> list[str]:
         """Daemons of this cluster still alive (by pid file)."""
@@ -140,6 +149,16 @@ class LocalSlurm:
         return [dict(zip(fields, line.split("|"))) for line in output.splitlines() if line]
 
     # -- pieces ---------------------------------------------------------------------------------
+    def _take_machine_lock(self) -> None:
+        MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        lock = MACHINE_LOCK.open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise RuntimeError(f"local SLURM: another test cluster is running on this machine ({MACHINE_LOCK})")
+        self._lock = lock
+
     def _start_munge(self) -> None:
         if MUNGE_PID.exists() and _alive(int(MUNGE_PID.read_text().split()[0])):
             return

@@ -66,9 +66,6 @@ def test_cifar10_downloads_through_the_mirror_then_preprocesses_and_trains_in_sn
         )
         snakemake(workdir, "--cores", "2")
         assert [request[0] for request in server.requests] == [CIFAR_FILE]
-        # Forcing the download job again verifies the archive already there and fetches nothing.
-        snakemake(workdir, "--cores", "1", "--forcerun", "download", "--until", "download")
-        assert len(server.requests) == 1
     meta = json.loads((workdir / "data" / "processed" / "cifar10" / "meta.json").read_text())
     assert meta["shape"] == [3, 32, 32] and meta["classes"][:2] == ["class00", "class01"]
     assert meta["counts"] == {"train": 170, "val": 30, "test": 40}  # val: 15 % of each class's 20
@@ -98,6 +95,14 @@ def test_an_interrupted_transfer_resumes_with_a_range_request(tmp_path):
         fetch([server.url + "big.bin"], tmp_path / "big.bin", md5(data), backoff=0.01)
     assert (tmp_path / "big.bin").read_bytes() == data
     assert server.requests == [("big.bin", None), ("big.bin", "bytes=300000-")]
+
+
+def test_a_file_already_downloaded_and_verified_is_not_fetched_again(tmp_path):
+    data = b"dataset" * 1000
+    with DatasetServer({"file.bin": data}) as server:
+        fetch([server.url + "file.bin"], tmp_path / "file.bin", md5(data), backoff=0.01)
+        fetch([server.url + "file.bin"], tmp_path / "file.bin", md5(data), backoff=0.01)
+    assert len(server.requests) == 1
 
 
 def test_a_part_file_left_by_an_earlier_run_is_continued(tmp_path):

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -125,20 +126,34 @@ def rule_of(comment: str) -> str:
     return comment.removeprefix("rule_").split("_wildcards_")[0]
 
 
-def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow, tmp_path):
-    scratch = tmp_path / "scratch"
-    before = {job["JobID"] for job in slurm.sacct("JobID")}
-    result = run(osc_workflow, osc_env(slurm, scratch), "--profile", "profiles/osc", *FAST_STATUS)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+@dataclass
+class SlurmStudy:
+    workdir: Path
+    scratch: Path
+    jobs: list[dict]  # the sacct rows of the jobs it submitted
 
-    jobs = [
-        job
-        for job in slurm.sacct("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
-        if job["JobID"] not in before
-    ]
-    by_rule: dict[str, list[dict]] = {}
-    for job in jobs:
-        by_rule.setdefault(rule_of(job["Comment"]), []).append(job)
+    def by_rule(self) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for job in self.jobs:
+            grouped.setdefault(rule_of(job["Comment"]), []).append(job)
+        return grouped
+
+
+@pytest.fixture(scope="module")
+def slurm_study(slurm, tmp_path_factory) -> SlurmStudy:
+    """The workflow run once through SLURM with profiles/osc; its scratch data is shared with later tests."""
+    root = tmp_path_factory.mktemp("slurm-study")
+    workdir = copy_workflow(root / "project")
+    edit_config(workdir, SMALL_CONFIG_OVERRIDES | {"train_job": {"gpus": 1, "runtime": 30, "mem_mb": 1500}})
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    result = run(workdir, osc_env(slurm, root / "scratch"), "--profile", "profiles/osc", *FAST_STATUS)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    fields = ("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
+    return SlurmStudy(workdir, root / "scratch", [job for job in slurm.sacct(*fields) if job["JobID"] not in before])
+
+
+def test_every_non_local_job_went_through_slurm_where_it_should(slurm_study):
+    by_rule = slurm_study.by_rule()
     assert {rule: len(found) for rule, found in by_rule.items()} == {
         "download": 1,
         "preprocess": 1,
@@ -146,45 +161,56 @@ def test_workflow_runs_through_slurm_and_matches_a_local_run(slurm, osc_workflow
         "evaluate": 2,
     }
     assert set(by_rule) == SUBMITTED_RULES
-    for job in jobs:
+    for job in slurm_study.jobs:
         assert job["State"] == "COMPLETED" and job["Account"] == ACCOUNT
         uses_gpu = "gres/gpu=1" in job["AllocTRES"]
         assert uses_gpu == (rule_of(job["Comment"]) == "train")
         assert job["Partition"] == ("gpu" if uses_gpu else "cpu")
 
-    # Data and checkpoints on scratch, results and SLURM logs in the project folder.
-    assert (scratch / "data" / "processed" / "digits" / "meta.json").exists()
-    assert sorted(path.name for path in (scratch / "data" / "checkpoints").iterdir()) == [
-        "lr-0.05_seed-0",
-        "lr-0.1_seed-0",
-    ]
-    assert not (osc_workflow / "data").exists()
-    assert len(list((osc_workflow / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
 
-    # Each run recorded what its job asked SLURM for and which job it was.
-    resources = pd.read_csv(osc_workflow / "results" / "resources.csv")
+def test_data_and_checkpoints_on_scratch_results_and_logs_in_the_project(slurm_study):
+    scratch, workdir = slurm_study.scratch, slurm_study.workdir
+    assert (scratch / "data" / "processed" / "digits" / "meta.json").exists()
+    checkpoints = sorted(path.name for path in (scratch / "data" / "checkpoints").iterdir())
+    assert checkpoints == ["lr-0.05_seed-0", "lr-0.1_seed-0"]
+    assert not (workdir / "data").exists()
+    assert len(list((workdir / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
+
+
+def test_each_run_recorded_its_job_and_what_it_asked_for(slurm_study):
+    resources = pd.read_csv(slurm_study.workdir / "results" / "resources.csv")
     assert (resources["partition"] == "gpu").all() and (resources["gpus"] == 1).all() and (resources["cpus"] == 4).all()
     assert (resources["runtime_asked_min"] == 30).all() and (resources["mem_asked_mb"] == 1500).all()
     assert resources["oversized"].str.contains("walltime").all()  # seconds of training in a 30-minute request
-    provenance = pd.read_csv(osc_workflow / "results" / "provenance.csv", dtype={"slurm_job_id": str})
-    assert set(provenance["slurm_job_id"]) == {job["JobID"] for job in by_rule["train"]}
+    provenance = pd.read_csv(slurm_study.workdir / "results" / "provenance.csv", dtype={"slurm_job_id": str})
+    assert set(provenance["slurm_job_id"]) == {job["JobID"] for job in slurm_study.by_rule()["train"]}
 
-    # The same config run locally (same threads per training job) gives the same numbers.
+
+def test_results_match_a_local_run(slurm_study, tmp_path):
+    # The same config run locally, with as many threads per training job, gives the same numbers.
     local = copy_workflow(tmp_path / "local")
-    shutil.copy(osc_workflow / "config" / "config.yaml", local / "config" / "config.yaml")
+    shutil.copy(slurm_study.workdir / "config" / "config.yaml", local / "config" / "config.yaml")
     snakemake(local, "--cores", "2", "--set-threads", "train=4")
     columns = ["run_id", "lr", "seed", "best_val_acc", "best_epoch", "test_acc"]
-    slurm_summary = pd.read_csv(osc_workflow / "results" / "summary.csv")[columns]
+    slurm_summary = pd.read_csv(slurm_study.workdir / "results" / "summary.csv")[columns]
     local_summary = pd.read_csv(local / "results" / "summary.csv")[columns]
     pd.testing.assert_frame_equal(slurm_summary, local_summary)
 
 
-def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, osc_workflow, tmp_path):
-    edit_config(osc_workflow, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0, 1]}})
-    env = osc_env(slurm, tmp_path / "scratch")
+def with_own_checkpoints(workdir: Path, overrides: dict) -> None:
+    """Configure a workflow copy that shares the study's scratch (its data is there: only training runs) but
+    keeps resumable state of its own."""
+    edit_config(workdir, overrides | {"checkpoint_root": str(workdir / "checkpoints")})
+
+
+def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_study, osc_workflow):
+    with_own_checkpoints(osc_workflow, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0, 1]}})
+    env = osc_env(slurm, slurm_study.scratch)
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     # Large sweeps: every train job ready at once goes in one sbatch, as tasks of a job array.
-    result = run(osc_workflow, env, "--profile", "profiles/osc", "--slurm-array-jobs=train", *FAST_STATUS)
+    result = run(
+        osc_workflow, env, "--profile", "profiles/osc", "--slurm-array-jobs=train", "--until", "train", *FAST_STATUS
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     train = [
         job
@@ -241,16 +267,17 @@ def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow,
     assert not (osc_workflow / "results" / "summary.csv").exists()
 
 
-def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_workflow, tmp_path):
-    edit_config(
-        osc_workflow, {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}}
+def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, slurm_study, osc_workflow, tmp_path):
+    with_own_checkpoints(
+        osc_workflow,
+        {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}},
     )
     run_id = "lr-0.05_seed-0"
     train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"
     workflow = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", *FAST_STATUS],
         cwd=osc_workflow,
-        env=osc_env(slurm, tmp_path / "scratch"),
+        env=osc_env(slurm, slurm_study.scratch),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -283,7 +310,7 @@ def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, osc_wo
         "--hparams",
         json.dumps(run_config["hparams"]),
         "--processed-dir",
-        str(tmp_path / "scratch" / "data" / "processed" / "digits"),
+        str(slurm_study.scratch / "data" / "processed" / "digits"),
         "--out-dir",
         str(reference / "out"),
         "--state-dir",
