@@ -156,7 +156,7 @@ class LocalSlurm:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
-            raise RuntimeError(f"local SLURM: another test cluster is running on this machine ({MACHINE_LOCK})")
+            raise RuntimeError(f"local SLURM: another test cluster runs on this machine ({MACHINE_LOCK})") from None
         self._lock = lock
 
     def _start_munge(self) -> None:
