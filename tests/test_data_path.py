@@ -67,6 +67,22 @@ def test_ranks_split_each_global_batch_without_overlap():
     )
 
 
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_batches_streamed_from_host_buffers_equal_those_cut_on_the_device(world_size):
+    # The path for data too large for the GPU; on the CPU it runs without pinning, same gathers and buffers.
+    for rank in range(world_size):
+        resident = make_batches(rank=rank, world_size=world_size)
+        streamed = make_batches(rank=rank, world_size=world_size, on_device=False)
+        for epoch in range(2):
+            plans = resident.plan(epoch), streamed.plan(epoch)
+            for step in range(resident.steps_per_epoch):
+                (images, labels), (streamed_images, streamed_labels) = (
+                    resident.batch(plans[0], step),
+                    streamed.batch(plans[1], step),
+                )
+                assert torch.equal(images, streamed_images) and torch.equal(labels, streamed_labels)
+
+
 @pytest.mark.parametrize("step, expected", [(0, 0.5), (1, 1.0), (2, 0.9), (6, 0.5), (11, 0.0)])
 def test_warmup_then_linear_decay(step, expected):
     # 1 warmup step (half the peak), then linear decay from the peak to 0 over the remaining 10 steps.

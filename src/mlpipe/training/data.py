@@ -64,9 +64,13 @@ def fits_on_device(nbytes: int, device: torch.device, headroom: float) -> bool:
     return nbytes <= free - headroom * total
 
 
-def to_device_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy."""
-    tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0].copy()).dtype, device=device)
+def to_device_tensor(array: np.ndarray, device: torch.device, pin_memory: bool = False) -> torch.Tensor:
+    """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy.
+
+    ``pin_memory`` (host tensors only) allocates page-locked memory, for non-blocking copies to a GPU.
+    """
+    dtype = torch.from_numpy(array[:0].copy()).dtype
+    tensor = torch.empty(array.shape, dtype=dtype, device=device, pin_memory=pin_memory)
     rows = max(1, COPY_CHUNK_BYTES // max(1, array[0].nbytes if len(array) else 1))
     for start in range(0, len(array), rows):
         tensor[start : start + rows].copy_(torch.from_numpy(np.array(array[start : start + rows])))
@@ -111,17 +115,17 @@ class TrainBatches:
         self.augmentation = augmentation
         self.seed = seed
         self.rank, self.world_size = rank, world_size
-        self.on_device = on_device or device.type != "cuda"
-        storage = device if self.on_device else torch.device("cpu")
-        self.images = to_device_tensor(images, storage)
+        self.on_device = on_device
+        to_gpu = not on_device and device.type == "cuda"  # streamed to a GPU: pinned memory, copy events
+        storage = device if on_device else torch.device("cpu")
+        self.images = to_device_tensor(images, storage, pin_memory=to_gpu)
         self.labels = torch.from_numpy(np.asarray(labels)).to(storage)
-        if not self.on_device:
-            self.images = self.images.pin_memory()
-            self.labels = self.labels.pin_memory()
-            self._pinned = [
-                torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)
+        if not on_device:
+            self._buffers = [
+                torch.empty((batch_size, *images.shape[1:]), dtype=self.images.dtype, pin_memory=to_gpu)
+                for _ in range(2)
             ]
-            self._copied = [torch.cuda.Event(), torch.cuda.Event()]
+            self._copied = [torch.cuda.Event(), torch.cuda.Event()] if to_gpu else None
         # Drop the last partial batch: a batch of one breaks batch-norm, and each epoch reshuffles.
         self.steps_per_epoch = max(1, self.count // batch_size)
 
@@ -157,13 +161,15 @@ class TrainBatches:
     def _gather(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.on_device:
             return self.images[index], self.labels[index]
-        # Two pinned buffers used in turn: the gather into one overlaps the copy out of the other.
+        # Two host buffers used in turn: the gather into one overlaps the copy out of the other.
         slot = step % 2
-        self._copied[slot].synchronize()
-        buffer = self._pinned[slot][: len(index)]
+        if self._copied:
+            self._copied[slot].synchronize()  # the copy that last read this buffer is done
+        buffer = self._buffers[slot][: len(index)]
         torch.index_select(self.images, 0, index, out=buffer)
         images = buffer.to(self.device, non_blocking=True)
-        self._copied[slot].record()
+        if self._copied:
+            self._copied[slot].record()
         return images, self.labels[index].to(self.device, non_blocking=True)
 
 
