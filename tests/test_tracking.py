@@ -19,6 +19,7 @@ from scipy import stats
 from conftest import copy_workflow, edit_config, planned_jobs, snakemake
 from mlpipe.analysis.registry import build_registry
 from mlpipe.analysis.stats import seed_statistics
+from mlpipe.analysis.summary import summarize_sweep
 from mlpipe.config import ConfigError, _check_trackers
 from mlpipe.io import write_csv, write_json
 from mlpipe.tracking.run_record import RunRecord
@@ -66,11 +67,11 @@ def test_registry_holds_every_run_and_every_epoch_metric(finished_workflow):
     assert value == metrics.loc[metrics["epoch"] == 2, "val_acc"].item()
 
 
-def write_fake_run(runs_dir: Path, index: int) -> None:
+def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: float = 1.0) -> None:
     """A run folder as a training job leaves it, written through the same writers, many times over."""
     run_id = f"run-{index}"
     run_dir = runs_dir / run_id
-    record = RunRecord(run_dir, run_id, {"lr": 0.1, "seed": index}, {"host": f"node{index}"}, {"gpus": 1})
+    record = RunRecord(run_dir, run_id, {"lr": lr, "seed": index}, {"host": f"node{index}"}, {"gpus": 1})
     rows = []
     for epoch in range(1, 21):
         rows.append(
@@ -89,7 +90,13 @@ def write_fake_run(runs_dir: Path, index: int) -> None:
         write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
     write_json(
         run_dir / "run_config.json",
-        {"hparams": {"lr": 0.1, "seed": index}, "best_val_acc": 1.0, "best_epoch": 20, "train_seconds": 20.0},
+        {
+            "hparams": {"lr": lr, "seed": index},
+            "best_val_acc": 1.0,
+            "best_val_loss": best_val_loss,
+            "best_epoch": 20,
+            "train_seconds": 20.0,
+        },
     )
     write_json(run_dir / "evaluation.json", {"test_accuracy": 0.9})
     (run_dir / "confusion.csv").write_text("true_class,a,b\na,1,0\nb,0,1\n")
@@ -116,6 +123,7 @@ def test_seed_statistics_mean_std_interval_and_rank_by_validation_only():
             "lr": [0.1, 0.1, 0.1, 0.2, 0.2],
             "seed": [0, 1, 2, 0, 1],
             "best_val_acc": [0.90, 0.92, 0.94, 0.80, 0.82],
+            "best_val_loss": [0.3, 0.2, 0.1, 0.5, 0.4],
             "test_acc": [0.70, 0.72, 0.74, 0.99, 0.99],  # lr 0.2 tests better but validates worse: it must not win
             "train_seconds": [10.0, 11.0, 12.0, 5.0, 5.0],
         }
@@ -130,9 +138,62 @@ def test_seed_statistics_mean_std_interval_and_rank_by_validation_only():
     assert row["best_val_acc_n"] == 3 and row["seeds"] == "0 1 2"
 
 
+def test_a_tie_on_validation_accuracy_goes_to_the_lower_validation_loss():
+    summary = pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "lr": [0.1, 0.1, 0.2, 0.2],
+            "seed": [0, 1, 0, 1],
+            "best_val_acc": [1.0, 1.0, 1.0, 1.0],  # a small validation set: every configuration gets 100 %
+            "best_val_loss": [0.05, 0.07, 0.02, 0.03],
+            "test_acc": [0.99, 0.99, 0.97, 0.97],
+            "train_seconds": [1.0] * 4,
+        }
+    )
+    assert seed_statistics(summary, ["lr"])["configuration"].tolist() == ["lr=0.2", "lr=0.1"]
+
+
+def test_accuracy_intervals_stay_within_zero_and_one():
+    summary = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "lr": [0.1, 0.1],
+            "seed": [0, 1],
+            "best_val_acc": [1.0, 0.98],
+            "best_val_loss": [-1.0, 1.0],  # (not a real loss: shows that unbounded metrics are not cut)
+            "test_acc": [0.99, 0.97],
+            "train_seconds": [1.0, 3.0],
+        }
+    )
+    row = seed_statistics(summary, ["lr"]).iloc[0]
+    assert row["best_val_acc_ci95_high"] == 1.0 and row["test_acc_ci95_high"] == 1.0  # the t-interval passes 1
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)
+    assert row["best_val_loss_ci95_low"] == pytest.approx(-half) and row["train_seconds_ci95_low"] < 0
+
+
+def test_best_config_says_when_validation_loss_broke_a_tie(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for index, (lr, loss) in enumerate([(0.1, 0.5), (0.1, 0.5), (0.2, 0.1), (0.2, 0.2)]):
+        write_fake_run(runs_dir, index, lr=lr, best_val_loss=loss)
+    out = {name: tmp_path / f"{name}.csv" for name in ("summary", "comparison", "resources", "excluded")}
+    out["best_config"] = tmp_path / "best_config.yaml"
+    summarize_sweep(runs_dir, [f"run-{index}" for index in range(4)], ["lr"], out)
+    text = out["best_config"].read_text()
+    assert text.splitlines()[0].endswith("lr=0.2") and "2 configurations tie on it (1.0000)" in text
+    assert yaml.safe_load(text)["train"] == {"lr": 0.2}
+
+
 def test_a_single_seed_has_no_interval():
     summary = pd.DataFrame(
-        {"run_id": ["a"], "lr": [0.1], "seed": [0], "best_val_acc": [0.9], "test_acc": [0.8], "train_seconds": [1.0]}
+        {
+            "run_id": ["a"],
+            "lr": [0.1],
+            "seed": [0],
+            "best_val_acc": [0.9],
+            "best_val_loss": [0.3],
+            "test_acc": [0.8],
+            "train_seconds": [1.0],
+        }
     )
     row = seed_statistics(summary, ["lr"]).iloc[0]
     assert row["test_acc_n"] == 1 and math.isnan(row["test_acc_std"]) and math.isnan(row["test_acc_ci95_low"])

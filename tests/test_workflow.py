@@ -23,6 +23,7 @@ def test_full_run_produces_every_output(finished_workflow):
         "lr",
         "seed",
         "best_val_acc",
+        "best_val_loss",
         "best_epoch",
         "test_acc",
         "train_seconds",

@@ -44,7 +44,7 @@ def load_runs(runs_dir: Path, run_ids: list[str]) -> tuple[list[Run], list[dict]
 def load_run(run_dir: Path) -> Run:
     run_config = _json(run_dir / "run_config.json")
     evaluation = _json(run_dir / "evaluation.json")
-    for key in ("best_val_acc", "train_seconds", "hparams"):
+    for key in ("best_val_acc", "best_val_loss", "train_seconds", "hparams"):
         _require(run_config, key, run_dir / "run_config.json")
     _require(evaluation, "test_accuracy", run_dir / "evaluation.json")
     metrics = _csv(run_dir / "metrics.csv")

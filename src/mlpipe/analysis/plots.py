@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlpipe.analysis.stats import configuration_label, mean_and_interval
+from mlpipe.analysis.stats import ACCURACY_BOUNDS, configuration_label, mean_and_interval
 from mlpipe.io import atomic_path
 
 DPI = 120
@@ -67,7 +67,9 @@ def plot_test_accuracy(summary: pd.DataFrame, swept: list[str], path: Path) -> N
     figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
     for axis, key in zip(axes[0], keys):
         values = sorted(summary[key].unique(), key=_sort_key)
-        intervals = [mean_and_interval(summary.loc[summary[key] == value, "test_acc"]) for value in values]
+        intervals = [
+            mean_and_interval(summary.loc[summary[key] == value, "test_acc"], ACCURACY_BOUNDS) for value in values
+        ]
         means = np.array([interval["mean"] for interval in intervals])
         lows = np.array([interval["ci95_low"] for interval in intervals])
         highs = np.array([interval["ci95_high"] for interval in intervals])

@@ -28,6 +28,7 @@ def run_table(runs: list[Run], swept: list[str]) -> pd.DataFrame:
                 **{key: run.hparams[key] for key in swept},
                 "seed": run.hparams["seed"],
                 "best_val_acc": run.run_config["best_val_acc"],
+                "best_val_loss": run.run_config["best_val_loss"],
                 "best_epoch": run.run_config["best_epoch"],
                 "test_acc": run.evaluation["test_accuracy"],
                 "train_seconds": run.run_config["train_seconds"],
@@ -97,6 +98,16 @@ def best_config(runs: list[Run], comparison: pd.DataFrame, swept: list[str]) -> 
     }
 
 
+def _tie_note(comparison: pd.DataFrame) -> str:
+    tied = comparison[comparison["best_val_acc_mean"] == comparison.iloc[0]["best_val_acc_mean"]]
+    if len(tied) < 2:
+        return ""
+    return (
+        f"# {len(tied)} configurations tie on it ({tied.iloc[0]['best_val_acc_mean']:.4f}); the lowest mean\n"
+        "# validation loss at the best epoch broke the tie.\n"
+    )
+
+
 def write_table(table: pd.DataFrame, path: Path, title: str, empty_note: str = "No rows.") -> None:
     """The table as CSV at ``path`` and, for the report, as HTML beside it (same name, .html)."""
     with atomic_path(path) as tmp:
@@ -124,6 +135,7 @@ def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: d
     )
     header = (
         f"# Best configuration by mean validation accuracy over seeds: {comparison.iloc[0]['configuration']}\n"
+        f"{_tie_note(comparison)}"
         "# (test accuracy never chose it). On top of config/config.yaml it trains just this configuration:\n"
         f"#     snakemake --cores 2 --configfile {out['best_config']}\n"
         "# (then change its seeds or epochs to study it further).\n"

@@ -324,6 +324,7 @@ def _write_outputs(
             "torch_threads": torch.get_num_threads(),  # CPU results depend on it: rerun with the same to compare
             "best_epoch": progress.best_epoch,
             "best_val_acc": progress.best_val_acc,
+            "best_val_loss": progress.best_val_loss,
             "train_seconds": progress.train_seconds,
             "torch": torch.__version__,
         },
