@@ -29,8 +29,16 @@ from mlpipe.training.device import Precision, choose_precision, device_name
 from mlpipe.training.engine import Engine
 
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
-# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets; V100 has no bf16, its fp16 peak is used.
-BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "V100": 125e12}
+# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, matched against the device name in this
+# order (the first key found wins; plain "H100" is the SXM card); V100 has no bf16, its fp16 peak is used.
+BF16_PEAK = {
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "V100": 125e12,
+}
 
 
 @dataclass

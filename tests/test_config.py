@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO, edit_config, snakemake
-from mlpipe.config import ConfigError, check_config, expand_sweep, load_schema
+from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -45,6 +45,18 @@ def test_every_default_config_key_is_in_the_schema_with_the_same_default():
                 assert property_schema["default"] == value, f"{prefix}{key}"
 
     compare({key: value for key, value in DEFAULT_CONFIG.items() if key != "sweep"}, SCHEMA, "")
+
+
+def test_every_schema_key_has_a_description():
+    def undescribed(schema: dict, prefix: str) -> list[str]:
+        found = []
+        for key, property_schema in schema.get("properties", {}).items():
+            if not property_schema.get("description"):
+                found.append(f"{prefix}{key}")
+            found += undescribed(property_schema, f"{prefix}{key}.")
+        return found
+
+    assert undescribed(SCHEMA, "") == []
 
 
 def test_missing_keys_take_schema_defaults():
@@ -93,6 +105,13 @@ def test_invalid_config_names_the_key(overrides, message):
         checked(overrides)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_batch_that_does_not_split_over_the_gpus_is_refused():
+    runs = checked({"sweep": {"grid": {"batch_size": [64, 66]}, "seeds": [0]}})
+    check_batch_split(runs, 1)  # one process takes any batch
+    with pytest.raises(ConfigError, match=r"^train.batch_size: 66 does not split evenly over train_job.gpus=4; "):
+        check_batch_split(runs, 4)
 
 
 def test_expand_sweep_without_grid_gives_one_run_per_seed():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from mlpipe.models.registry import BUILTIN_MODELS, build_model, check_model_name
+from mlpipe.training.ema import WeightAverage
 
 
 @pytest.mark.parametrize("name", [*BUILTIN_MODELS, "torchvision.resnet18", "torchvision.mobilenet_v3_small"])
@@ -71,3 +74,21 @@ def test_compiled_engine_trains_and_saves_plain_state_dict_keys():
     keys = engine.state_dict()["model"].keys()
     assert keys == build_model("small_cnn", 1, 3).state_dict().keys()  # no "_orig_mod." from torch.compile
     assert engine.eval_model is engine.ema.module
+
+
+def test_weight_average_moves_parameters_and_buffers_towards_the_model_and_copies_counters():
+    model = build_model("resnet18_cifar", 3, 10)
+    average = WeightAverage(model, decay=0.75)
+    start = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    model.train()
+    model(torch.randn(4, 3, 32, 32))  # moves batch-norm statistics and counters
+    average.update()
+    for name, value in average.state_dict().items():
+        current = model.state_dict()[name]
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * start[name] + 0.25 * current), name
+        else:
+            assert torch.equal(value, current), name

@@ -313,7 +313,7 @@ def test_enabling_a_tracker_that_is_not_installed_is_a_config_error(monkeypatch)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
     with pytest.raises(
-        ConfigError, match=r"tracking.wandb.enabled: the wandb package is not installed \(pip install wandb\)"
+        ConfigError, match=r"tracking.wandb.enabled: the wandb package is not installed \(pip install wandb, or pip"
     ):
         _check_trackers({"mlflow": {"enabled": False}, "wandb": {"enabled": True}})
     _check_trackers({"mlflow": {"enabled": False}, "wandb": {"enabled": False}})  # disabled: nothing needed

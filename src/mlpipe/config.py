@@ -52,6 +52,16 @@ def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
     return runs
 
 
+def check_batch_split(runs: Mapping[str, dict], gpus: int) -> None:
+    """With several GPUs (a cluster run's ``train_job.gpus``) each process takes an equal share of every batch."""
+    for hparams in runs.values():
+        if gpus > 1 and hparams["batch_size"] % gpus:
+            raise ConfigError(
+                f"train.batch_size: {hparams['batch_size']} does not split evenly over train_job.gpus={gpus}; "
+                f"use a multiple of {gpus}"
+            )
+
+
 def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
     """Return ``{run_id: hyperparameters}`` for every grid point times every seed.
 
@@ -106,10 +116,11 @@ def _check_dataset(dataset: Mapping) -> None:
 def _check_trackers(tracking: Mapping) -> None:
     import importlib.util
 
-    for name, package in (("mlflow", "mlflow"), ("wandb", "wandb")):
+    for name, package, install in (("mlflow", "mlflow", "mlflow-skinny"), ("wandb", "wandb", "wandb")):
         if tracking[name]["enabled"] and importlib.util.find_spec(package) is None:
             raise ConfigError(
-                f"tracking.{name}.enabled: the {package} package is not installed (pip install {package})"
+                f"tracking.{name}.enabled: the {package} package is not installed "
+                f"(pip install {install}, or pip install -e '.[trackers]')"
             )
 
 

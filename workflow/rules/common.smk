@@ -19,13 +19,15 @@ SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
 
 from mlpipe.cluster.site import SiteError, load_site, on_scratch
-from mlpipe.config import ConfigError, check_config, load_schema
+from mlpipe.config import ConfigError, check_batch_split, check_config, load_schema
 from mlpipe.layout import MANIFEST_NAME, processed_files
 from mlpipe.rule_code import rule_code
 
 try:
     RUNS = check_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")))
     SITE = load_site(Path(workflow.basedir) / config["site"], os.environ, Path(workflow.basedir).name) if config["site"] else None
+    if SITE:  # a local run ignores train_job.gpus
+        check_batch_split(RUNS, config["train_job"]["gpus"])
 except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
 

@@ -4,8 +4,10 @@ airbench's lesson: for small images the data loader, not the GPU, is the bottlen
 processed uint8 arrays are copied to the GPU once when they fit (leaving a configurable share
 of its memory free); every batch is then an index into that tensor, augmented (random crop
 with padding, horizontal flip) and normalised on the GPU. When the data does not fit, batches
-are gathered on the host into pinned buffers and copied without blocking. On the CPU the same
-code runs on CPU tensors.
+are gathered straight from the memory-mapped arrays into two pinned buffers and copied without
+blocking (no copy of the whole set in host memory). On the CPU the same code runs on CPU tensors.
+A step's share of the epoch is a slice of the epoch's plan, so cutting a batch never waits for
+the GPU.
 
 Randomness is drawn once per epoch from a generator seeded by (seed, epoch): the order and
 the augmentation of step ``k`` of epoch ``e`` are the same whether or not the run was
@@ -64,13 +66,9 @@ def fits_on_device(nbytes: int, device: torch.device, headroom: float) -> bool:
     return nbytes <= free - headroom * total
 
 
-def to_device_tensor(array: np.ndarray, device: torch.device, pin_memory: bool = False) -> torch.Tensor:
-    """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy.
-
-    ``pin_memory`` (host tensors only) allocates page-locked memory, for non-blocking copies to a GPU.
-    """
-    dtype = torch.from_numpy(array[:0].copy()).dtype
-    tensor = torch.empty(array.shape, dtype=dtype, device=device, pin_memory=pin_memory)
+def to_device_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy."""
+    tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0].copy()).dtype, device=device)
     rows = max(1, COPY_CHUNK_BYTES // max(1, array[0].nbytes if len(array) else 1))
     for start in range(0, len(array), rows):
         tensor[start : start + rows].copy_(torch.from_numpy(np.array(array[start : start + rows])))
@@ -116,14 +114,14 @@ class TrainBatches:
         self.seed = seed
         self.rank, self.world_size = rank, world_size
         self.on_device = on_device
-        to_gpu = not on_device and device.type == "cuda"  # streamed to a GPU: pinned memory, copy events
-        storage = device if on_device else torch.device("cpu")
-        self.images = to_device_tensor(images, storage, pin_memory=to_gpu)
-        self.labels = torch.from_numpy(np.asarray(labels)).to(storage)
-        if not on_device:
+        if on_device:
+            self.images = to_device_tensor(images, device)
+            self.labels = torch.from_numpy(np.asarray(labels)).to(device)
+        else:  # streamed: read from the (memory-mapped) arrays as each batch needs them
+            to_gpu = device.type == "cuda"  # pinned buffers and copy events only matter for a GPU
+            self.images, self.labels = images, torch.from_numpy(np.asarray(labels))
             self._buffers = [
-                torch.empty((batch_size, *images.shape[1:]), dtype=self.images.dtype, pin_memory=to_gpu)
-                for _ in range(2)
+                torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8, pin_memory=to_gpu) for _ in range(2)
             ]
             self._copied = [torch.cuda.Event(), torch.cuda.Event()] if to_gpu else None
         # Drop the last partial batch: a batch of one breaks batch-norm, and each epoch reshuffles.
@@ -147,15 +145,14 @@ class TrainBatches:
 
     def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Step ``step`` of the epoch: this rank's share of the global batch."""
-        positions = torch.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.count))
-        positions = positions[self.rank :: self.world_size]
-        index = plan.order[positions.to(plan.order.device)]
-        images, labels = self._gather(index, step)
-        positions = positions.to(self.device)
+        share = slice(
+            step * self.batch_size + self.rank, min((step + 1) * self.batch_size, self.count), self.world_size
+        )
+        images, labels = self._gather(plan.order[share], step)
         if plan.shifts is not None:
-            images = random_crop(images, plan.shifts[positions], self.augmentation.crop_padding)
+            images = random_crop(images, plan.shifts[share], self.augmentation.crop_padding)
         if plan.flips is not None:
-            images = torch.where(plan.flips[positions].view(-1, 1, 1, 1), images.flip(3), images)
+            images = torch.where(plan.flips[share].view(-1, 1, 1, 1), images.flip(3), images)
         return self.normalize(images), labels
 
     def _gather(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +163,7 @@ class TrainBatches:
         if self._copied:
             self._copied[slot].synchronize()  # the copy that last read this buffer is done
         buffer = self._buffers[slot][: len(index)]
-        torch.index_select(self.images, 0, index, out=buffer)
+        np.take(self.images, index.numpy(), axis=0, out=buffer.numpy(), mode="clip")  # "raise" would buffer
         images = buffer.to(self.device, non_blocking=True)
         if self._copied:
             self._copied[slot].record()

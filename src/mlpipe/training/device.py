@@ -56,6 +56,11 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
     if requested == "fp32":
         return Precision("fp32", None, False)
     if requested == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise ValueError(
+                f"train.precision: {device_name(device)} has no bf16 arithmetic (it would be emulated, slowly); "
+                "use auto or fp16"
+            )
         return Precision("bf16", torch.bfloat16, False)
     if requested == "fp16":
         return Precision("fp16", torch.float16, device.type == "cuda")

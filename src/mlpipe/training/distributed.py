@@ -54,6 +54,12 @@ def any_across(flag: bool, group: ProcessGroup, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def barrier(group: ProcessGroup) -> None:
+    """Wait until every rank gets here (no-op in a single process)."""
+    if group.distributed:
+        dist.barrier()
+
+
 def shutdown(group: ProcessGroup) -> None:
     if group.distributed:
         dist.destroy_process_group()

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mlpipe.training.device import Precision
 from mlpipe.training.distributed import ProcessGroup
+from mlpipe.training.ema import WeightAverage
 from mlpipe.training.optim import build_optimizer
 from mlpipe.training.schedule import build_scheduler
 
@@ -29,7 +29,7 @@ class Engine:
     scaler: torch.amp.GradScaler
     criterion: torch.nn.Module
     precision: Precision
-    ema: AveragedModel | None = None
+    ema: WeightAverage | None = None
 
     @classmethod
     def build(
@@ -45,9 +45,7 @@ class Engine:
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(model, hparams, device)
-        ema = None
-        if hparams.get("ema_decay"):
-            ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema_decay"]), use_buffers=True)
+        ema = WeightAverage(model, hparams["ema_decay"]) if hparams.get("ema_decay") else None
         train_model = model
         if group is not None and group.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -84,7 +82,7 @@ class Engine:
         self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update()
         return loss.detach(), logits.detach()
 
     def state_dict(self) -> dict:

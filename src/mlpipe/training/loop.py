@@ -40,7 +40,7 @@ from mlpipe.training.data import (
     to_device_tensor,
 )
 from mlpipe.training.device import choose_device, choose_precision, device_name
-from mlpipe.training.distributed import any_across, init_process_group, shutdown, sum_across
+from mlpipe.training.distributed import any_across, barrier, init_process_group, shutdown, sum_across
 from mlpipe.training.engine import Engine
 from mlpipe.training.evaluation import evaluate_model
 from mlpipe.training.signals import EXIT_CHECKPOINTED, StopRequest
@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second"]
 CODE_PACKAGES = ("mlpipe.models", "mlpipe.training")  # a checkpoint resumes only under the same code
 RESUME_NAME, BEST_NAME, LAST_NAME = "resume.pt", "best.pt", "last.pt"
-FINITE_CHECK_EVERY = 25  # steps between loss checks on a GPU (each check waits for the GPU)
+# Steps between checks that wait for the GPU: the loss is finite (on a GPU), a stop was requested (with DDP).
+POLL_EVERY = 25
 
 
 class NonFiniteLossError(RuntimeError):
@@ -124,6 +125,7 @@ def train_run(
         "data": meta,
         "code": code_fingerprint(*CODE_PACKAGES),
         "world_size": group.world_size,
+        "precision": precision.name,  # e.g. a bf16 state resumed on a V100 (fp16 + scaler) would not load
     }
     progress, partial = Progress(), None
     resume_path = paths.state_dir / RESUME_NAME
@@ -159,7 +161,7 @@ def train_run(
         group.world_size,
         hparams["epochs"],
         steps,
-        "on device" if on_device else "streamed from pinned host memory",
+        "on device" if on_device else "streamed from host memory",
     )
     tracking = (
         RunTracking(
@@ -192,9 +194,11 @@ def train_run(
                 sums[0, step] = loss * len(labels)
                 sums[1, step] = (logits.argmax(1) == labels).sum()
                 sums[2, step] = len(labels)
-                if device.type == "cpu" or (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
+                poll = (step + 1) % POLL_EVERY == 0
+                if device.type == "cpu" or poll or step + 1 == steps:
                     _check_finite(sums[0, : step + 1], sums[2, : step + 1], epoch, steps)
-                if step + 1 < steps and any_across(stop.requested, group, device):
+                # One process polls its own flag every step; ranks agree only every POLL_EVERY steps.
+                if step + 1 < steps and (poll or not group.distributed) and any_across(stop.requested, group, device):
                     progress.step = step + 1
                     progress.train_seconds += time.perf_counter() - started
                     checkpoint(sum_across(sums.clone(), group).cpu())
@@ -275,6 +279,7 @@ def _exit_checkpointed(stop: StopRequest, progress: Progress, group) -> None:
         progress.epoch,
         progress.step,
     )
+    barrier(group)  # no rank leaves before rank 0 has saved: torchrun stops the others when one exits
     shutdown(group)
     sys.exit(EXIT_CHECKPOINTED)
 
