@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -101,6 +102,36 @@ def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: f
     write_json(run_dir / "evaluation.json", {"test_accuracy": 0.9})
     (run_dir / "confusion.csv").write_text("true_class,a,b\na,1,0\nb,0,1\n")
     record.end("finished", usage={"wall_seconds": 21.0})
+
+
+def log_to_mlflow_together(store_uri: str, index: int, barrier) -> None:
+    """One training job's MLflow logging, started at the same moment as the others'."""
+    import mlflow  # noqa: F401  (imported before the barrier: the jobs then really start together)
+
+    from mlpipe.tracking.loggers import MlflowLogger
+
+    barrier.wait()
+    logger = MlflowLogger({}, store_uri, "study")
+    logger.start(f"run-{index}", {"lr": 0.1}, SimpleNamespace(info={"trackers": {}}))
+    logger.epoch({"epoch": 1, "val_acc": 0.5})
+    logger.end("finished")
+
+
+def test_jobs_starting_together_log_to_one_mlflow_experiment(tmp_path, monkeypatch):
+    context, count = multiprocessing.get_context("spawn"), 6
+    barrier, uri = context.Barrier(count), (tmp_path / "mlruns").as_uri()
+    jobs = [context.Process(target=log_to_mlflow_together, args=(uri, index, barrier)) for index in range(count)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(300)
+    assert [job.exitcode for job in jobs] == [0] * count
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["study"])
+    assert sorted(runs["tags.mlflow.runName"]) == [f"run-{index}" for index in range(count)]
 
 
 def test_many_jobs_writing_at_once_lose_no_row(tmp_path):

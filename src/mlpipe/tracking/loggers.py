@@ -8,11 +8,14 @@ have no internet.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +59,17 @@ class MlflowLogger:
         import mlflow
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(settings.get("tracking_uri") or default_uri)
-        mlflow.set_experiment(settings.get("experiment") or experiment)
+        uri = settings.get("tracking_uri") or default_uri
+        mlflow.set_tracking_uri(uri)
+        with _one_at_a_time(uri):
+            self.experiment_id = mlflow.set_experiment(settings.get("experiment") or experiment).experiment_id
 
     def start(self, run_id: str, hparams: dict, record) -> None:
         previous = record.info["trackers"].get("mlflow_run_id")
-        run = self.mlflow.start_run(run_id=previous) if previous else self.mlflow.start_run(run_name=run_id)
+        if previous:
+            run = self.mlflow.start_run(run_id=previous)
+        else:
+            run = self.mlflow.start_run(run_name=run_id, experiment_id=self.experiment_id)
         if not previous:
             self.mlflow.log_params({key: value for key, value in hparams.items()})
         record.info["trackers"]["mlflow_run_id"] = run.info.run_id
@@ -73,6 +81,20 @@ class MlflowLogger:
         self.mlflow.end_run(
             status="FINISHED" if status == "finished" else "KILLED" if status == "interrupted" else "FAILED"
         )
+
+
+@contextmanager
+def _one_at_a_time(uri: str):
+    """Exclusive among jobs for a file store, whose name check is not atomic: jobs starting together would each
+    create the experiment and log to different ones. (A tracking server checks names itself.)"""
+    if urlparse(uri).scheme != "file":
+        yield
+        return
+    store = Path(urlparse(uri).path)
+    store.mkdir(parents=True, exist_ok=True)
+    with (store / ".mlpipe-experiment.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 class WandbLogger:
