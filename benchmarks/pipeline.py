@@ -57,5 +57,6 @@ def main() -> None:
     for label, value in rows:
         print(f"{label:<33}{value}")
 
+
 if __name__ == "__main__":
     main()
