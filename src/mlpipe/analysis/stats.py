@@ -11,6 +11,7 @@ COMPARED_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "train_seconds"
 CONFIDENCE = 0.95
 # Accuracies live in [0, 1]: their intervals are cut there (a t-interval over few seeds can pass 1).
 ACCURACY_BOUNDS = (0.0, 1.0)
+UNBOUNDED = (-math.inf, math.inf)
 ACCURACY_METRICS = ("best_val_acc", "test_acc")
 
 
@@ -18,7 +19,7 @@ def configuration_label(values: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in values.items()) or "all runs"
 
 
-def mean_and_interval(values: pd.Series, bounds: tuple[float, float] = (-math.inf, math.inf)) -> dict:
+def mean_and_interval(values: pd.Series, bounds: tuple[float, float] = UNBOUNDED) -> dict:
     """Mean, sample standard deviation, 95% t-interval of the mean (cut to ``bounds``; needs n >= 2), and n."""
     n = int(values.count())
     mean = float(values.mean())
@@ -39,7 +40,7 @@ def seed_statistics(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
         values = dict(zip(swept, key if isinstance(key, tuple) else (key,)))
         row = {"configuration": configuration_label(values), **values}
         for metric in COMPARED_METRICS:
-            bounds = ACCURACY_BOUNDS if metric in ACCURACY_METRICS else (-math.inf, math.inf)
+            bounds = ACCURACY_BOUNDS if metric in ACCURACY_METRICS else UNBOUNDED
             for statistic, value in mean_and_interval(group[metric], bounds).items():
                 row[f"{metric}_{statistic}"] = value
         row["seeds"] = " ".join(str(seed) for seed in sorted(group["seed"]))

@@ -70,8 +70,7 @@ class MlflowLogger:
             run = self.mlflow.start_run(run_id=previous)
         else:
             run = self.mlflow.start_run(run_name=run_id, experiment_id=self.experiment_id)
-        if not previous:
-            self.mlflow.log_params({key: value for key, value in hparams.items()})
+            self.mlflow.log_params(hparams)
         record.info["trackers"]["mlflow_run_id"] = run.info.run_id
 
     def epoch(self, row: dict) -> None:

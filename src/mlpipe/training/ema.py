@@ -19,16 +19,16 @@ class WeightAverage:
         self.decay = decay
         # state_dict() values share storage with the modules: updating them updates the average in place.
         pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
-        self._floats = _unzip([pair for pair in pairs if pair[0].is_floating_point()])
-        self._others = _unzip([pair for pair in pairs if not pair[0].is_floating_point()])
+        self._averaged_floats, self._model_floats = _unzip([pair for pair in pairs if pair[0].is_floating_point()])
+        self._copied_others, self._model_others = _unzip([pair for pair in pairs if not pair[0].is_floating_point()])
 
     @torch.no_grad()
     def update(self) -> None:
         """Move the average towards the model's current weights."""
-        if self._floats[0]:
-            torch._foreach_lerp_(self._floats[0], self._floats[1], 1 - self.decay)
-        if self._others[0]:
-            torch._foreach_copy_(self._others[0], self._others[1])
+        if self._averaged_floats:
+            torch._foreach_lerp_(self._averaged_floats, self._model_floats, 1 - self.decay)
+        if self._copied_others:
+            torch._foreach_copy_(self._copied_others, self._model_others)
 
     def state_dict(self) -> dict:
         return self.module.state_dict()
