@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mlpipe.models.registry import build_model
-from mlpipe.training.data import Augmentation, Normalizer, TrainBatches
-from mlpipe.training.device import Precision, choose_precision, device_name
+from mlpipe.device import Precision, choose_precision, device_name
+from mlpipe.models.factory import build_model
+from mlpipe.processed import Normalizer
+from mlpipe.training.data import Augmentation, TrainBatches
 from mlpipe.training.engine import Engine
 
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]

@@ -1,4 +1,8 @@
-"""Train stage: train one run; with --gpus N > 1, relaunch itself under torchrun (one process per GPU)."""
+"""Train stage: train one run; with --gpus N > 1, relaunch itself under torchrun (one process per GPU).
+
+The environment is read here and nowhere below: torchrun's rank variables, the tracking settings and
+the $TMPDIR switch that the workflow sets, and MLPIPE_ALLOW_CPU.
+"""
 
 import argparse
 import json
@@ -8,15 +12,18 @@ from pathlib import Path
 
 from mlpipe.cli import run_main
 
+TRACKING_ENV = "MLPIPE_TRACKING"  # the config's tracking section, resolved (mlpipe.config.tracking_settings)
+STAGE_ENV = "MLPIPE_STAGE_TO_TMPDIR"  # 1: read the data from a copy in the job's $TMPDIR
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--hparams", type=json.loads, required=True, help="the run's hyperparameters, as JSON")
     parser.add_argument("--processed-dir", type=Path, required=True)
-    parser.add_argument(
-        "--out-dir", type=Path, required=True, help="declared outputs: metrics, best/last weights, run config"
-    )
+    for name in ("metrics", "best", "last", "run-config"):
+        parser.add_argument(f"--{name}", type=Path, required=True, help="declared output, written when training ends")
+    parser.add_argument("--run-dir", type=Path, required=True, help="the run's folder: run_info.json, tensorboard/")
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=1)
@@ -30,30 +37,39 @@ def main() -> None:
     from mlpipe.training.launch import relaunch_under_torchrun, with_options
     from mlpipe.training.staging import stage_processed
 
+    worker = launched_by_torchrun(os.environ)
     processed_dir = args.processed_dir
-    # MLPIPE_STAGE_TO_TMPDIR=1 (set by the workflow): read the data from a copy in the job's $TMPDIR.
-    if os.environ.get("MLPIPE_STAGE_TO_TMPDIR") == "1" and not launched_by_torchrun():  # once, before any worker
-        processed_dir = stage_processed(args.processed_dir)
+    if os.environ.get(STAGE_ENV) == "1" and not worker:  # once, before any worker starts
+        processed_dir = stage_processed(args.processed_dir, os.environ.get("TMPDIR"))
 
-    if args.gpus > 1 and not launched_by_torchrun():
+    if args.gpus > 1 and not worker:
         relaunch_under_torchrun(
             __file__, with_options(sys.argv[1:], processed_dir=str(processed_dir)), args.gpus, args.threads
         )
 
-    from mlpipe.tracking.provenance import scheduler_request
-    from mlpipe.training.device import allow_cpu_from_env
-    from mlpipe.training.loop import RunPaths, train_run
+    from mlpipe.device import allow_cpu_from_env
+    from mlpipe.tracking.loggers import DEFAULT_TRACKING
+    from mlpipe.tracking.provenance import scheduler_job, scheduler_request
+    from mlpipe.training.loop import TrainJob, train_run
+    from mlpipe.training.outputs import TrainOutputs
 
-    paths = RunPaths(processed_dir, args.out_dir, args.state_dir)
-    requested = scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime)
     train_run(
-        args.run_id,
-        args.hparams,
-        paths,
-        gpus=args.gpus,
-        threads=args.threads,
-        allow_cpu=allow_cpu_from_env(),
-        requested=requested,
+        TrainJob(
+            run_id=args.run_id,
+            hparams=args.hparams,
+            processed_dir=processed_dir,
+            outputs=TrainOutputs(args.metrics, args.best, args.last, args.run_config, args.run_dir),
+            state_dir=args.state_dir,
+            gpus=args.gpus,
+            threads=args.threads,
+            allow_cpu=allow_cpu_from_env(os.environ),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            scheduler_job=scheduler_job(os.environ),
+            requested=scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime, os.environ),
+            tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
+            code_dir=Path.cwd(),
+        )
     )
 
 

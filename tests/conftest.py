@@ -25,6 +25,7 @@ STUDY_OVERRIDES = {
     "train": {"epochs": 3},
     "sweep": {"grid": {"lr": [0.05, 0.1]}, "seeds": [0, 1]},
 }
+STUDY_RUN_IDS = ["lr-0.05_seed-0", "lr-0.05_seed-1", "lr-0.1_seed-0", "lr-0.1_seed-1"]
 
 
 def repo_files() -> list[str]:
@@ -65,11 +66,33 @@ def edit_config(workdir: Path, overrides: dict) -> dict:
 
 
 def job_env() -> dict:
-    """The environment of a user with the venv activated: `python` in rule commands is this one."""
+    """The environment of a user with the venv activated: `python` in rule commands is this one.
+
+    (Inside the workflow each job's PYTHONPATH points at its own copy's package; see common.smk.)"""
     env = dict(os.environ)
     env["PATH"] = f"{PYTHON_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
+    env["PYTHONPATH"] = str(REPO / "src")  # scripts run directly import this checkout's package
     return env
+
+
+def train_command(run_dir: Path, processed: Path, hparams_json: str, *extra: str) -> list[str]:
+    """scripts/train.py as the train rule runs it: outputs in ``run_dir/out``, state in ``run_dir/state``."""
+    out = run_dir / "out"
+    return [
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        "--run-id",
+        run_dir.name,
+        "--hparams",
+        hparams_json,
+        "--processed-dir",
+        str(processed),
+        *("--metrics", str(out / "metrics.csv"), "--best", str(out / "best.pt"), "--last", str(out / "last.pt")),
+        *("--run-config", str(out / "run_config.json"), "--run-dir", str(out)),
+        "--state-dir",
+        str(run_dir / "state"),
+        *extra,
+    ]
 
 
 def snakemake(
@@ -138,3 +161,15 @@ def finished_copy(finished_workflow, tmp_path) -> Path:
     destination = tmp_path / "finished"
     shutil.copytree(finished_workflow, destination, symlinks=True)
     return destination
+
+
+@pytest.fixture(scope="session")
+def processed_digits(tmp_path_factory) -> Path:
+    """The built-in dataset, downloaded and preprocessed once for the tests that train or evaluate on it."""
+    from mlpipe.download.stage import download_dataset
+    from mlpipe.preprocess.stage import preprocess_dataset
+
+    root = tmp_path_factory.mktemp("digits")
+    download_dataset({"name": "digits"}, root / "raw")
+    preprocess_dataset(root / "raw", root / "processed", {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0})
+    return root / "processed"

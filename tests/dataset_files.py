@@ -9,10 +9,15 @@ import pickle
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from mlpipe.formats.idx import write_idx
+
+CIFAR_FILE = "cifar-10-python.tar.gz"
+SPLIT_SETTINGS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 
 
 def md5(data: bytes) -> str:
@@ -123,3 +128,47 @@ class DatasetServer:
     def __exit__(self, *exc_info) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def write_catalog(path: Path, entries: dict) -> Path:
+    path.write_text(yaml.safe_dump(entries))
+    return path
+
+
+def cifar_catalog(tmp_path: Path, archive: bytes) -> Path:
+    """The built-in CIFAR-10 entry with the checksum of the archive the test made."""
+    return write_catalog(
+        tmp_path / "catalog.yaml", {"cifar10": {"files": [{"filename": CIFAR_FILE, "md5": md5(archive)}]}}
+    )
+
+
+def make_image_folder(root: Path, corrupt: bool = False) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["dogs", "cats", "birds"]):  # classes come out sorted: birds, cats, dogs
+        (root / name).mkdir(parents=True)
+        for index in range(10):
+            size = (20 + index, 30 - index)
+            if index % 2:
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / name / f"{index}.jpg")
+            else:
+                Image.fromarray(np.full(size, 40 * label, dtype=np.uint8), mode="L").save(root / name / f"{index}.png")
+    if corrupt:
+        (root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    return root
+
+
+def image_folder_settings(root: Path, **overrides) -> dict:
+    return {
+        "name": "image_folder",
+        **SPLIT_SETTINGS,
+        "image_folder": {
+            "root": str(root),
+            "size": [16, 12],
+            "channels": 3,
+            "skip_corrupt": False,
+            "split_folders": False,
+        }
+        | overrides,
+    }

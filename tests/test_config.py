@@ -12,6 +12,8 @@ from conftest import REPO, edit_config, snakemake
 from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
@@ -119,6 +121,18 @@ def test_expand_sweep_without_grid_gives_one_run_per_seed():
     config["sweep"] = {"grid": {}, "seeds": [0, 1, 2]}
     check_config(config, SCHEMA)
     assert list(expand_sweep(config, SCHEMA)) == ["seed-0", "seed-1", "seed-2"]
+
+
+def test_enabling_a_tracker_that_is_not_installed_is_a_config_error(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
+    with pytest.raises(
+        ConfigError, match=r"tracking.wandb.enabled: the wandb package is not installed \(pip install wandb, or pip"
+    ):
+        checked({"tracking": {"wandb": {"enabled": True}}})
+    checked({"tracking": {"wandb": {"enabled": False}}})  # disabled: nothing needed
 
 
 @pytest.mark.parametrize(

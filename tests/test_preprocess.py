@@ -1,17 +1,18 @@
-"""Preprocess: the seeded stratified split, exact statistics, atomic outputs, the IDX format."""
+"""Preprocess: the seeded stratified split, exact statistics, atomic outputs, image folders."""
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mlpipe.formats.idx import read_idx, read_idx_header, write_idx
-from mlpipe.io import atomic_path, write_json
+from dataset_files import cifar_archive, image_folder_settings, make_image_folder, md5, write_catalog
+from mlpipe.download.stage import download_dataset
+from mlpipe.formats.idx import write_idx
+from mlpipe.io import write_json
 from mlpipe.layout import processed_files
+from mlpipe.preprocess.image_folder import CorruptImageError
 from mlpipe.preprocess.split import TEST, VAL, assign_source_splits, stratified_assignment
 from mlpipe.preprocess.stage import preprocess_dataset
 
@@ -95,68 +96,54 @@ def test_labels_outside_the_class_list_are_refused(tmp_path):
         )
 
 
-def test_idx_round_trip_and_slices(tmp_path):
-    array = np.arange(5 * 3 * 2, dtype=np.uint8).reshape(5, 3, 2)
-    write_idx(tmp_path / "x.gz", array)
-    assert read_idx_header(tmp_path / "x.gz") == (5, 3, 2)
-    assert np.array_equal(read_idx(tmp_path / "x.gz"), array)
-    assert np.array_equal(read_idx(tmp_path / "x.gz", 1, 3), array[1:3])
-
-
-def test_truncated_idx_file_is_a_clear_error(tmp_path):
-    write_idx(tmp_path / "x", np.zeros((10, 4, 4), np.uint8))
-    data = (tmp_path / "x").read_bytes()
-    (tmp_path / "y.gz").write_bytes(gzip.compress(data[:-20]))
-    with pytest.raises(ValueError, match="truncated IDX file"):
-        read_idx(tmp_path / "y.gz")
-
-
-def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
-    target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("disk full")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_path_replaces_the_old_file_only_when_complete(tmp_path):
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with atomic_path(target) as tmp:
-        tmp.write_text("new")
-        assert target.read_text() == "old"
-    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
-
-
-def test_entry_points_end_with_one_line_for_mlpipe_errors_and_a_traceback_for_surprises(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import REPO, job_env
-
-    def preprocess(raw_dir: Path) -> subprocess.CompletedProcess:
-        command = [
-            sys.executable,
-            str(REPO / "scripts" / "preprocess.py"),
-            "--dataset",
-            json.dumps(SPLIT_SETTINGS),
-            "--raw-dir",
-            str(raw_dir),
-            "--processed-dir",
-            str(tmp_path / "out"),
-        ]
-        return subprocess.run(command, env=job_env(), capture_output=True, text=True)
-
-    # Raised on purpose by mlpipe: one line.
-    (tmp_path / "odd").mkdir()
-    write_json(tmp_path / "odd" / "manifest.json", {"dataset": "x", "format": "hdf5", "classes": ["a"], "splits": {}})
-    ours = preprocess(tmp_path / "odd")
-    assert ours.returncode == 1 and "Traceback" not in ours.stderr
-    assert (
-        ours.stderr.strip().splitlines()[-1]
-        == f"error: ValueError: {tmp_path / 'odd'}/manifest.json: unknown raw format 'hdf5'"
+def test_cifar100_uses_fine_labels_and_its_meta_file(tmp_path):
+    archive = cifar_archive(per_batch=20, test=100, fine=True)
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {"cifar100": {"files": [{"filename": "cifar-100-python.tar.gz", "md5": md5(archive)}]}},
     )
-    # Raised inside the standard library: the traceback comes first, the same kind of line last.
-    surprise = preprocess(tmp_path / "missing")
-    assert surprise.returncode == 1 and "Traceback" in surprise.stderr
-    assert surprise.stderr.strip().splitlines()[-1].startswith("error: FileNotFoundError: ")
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "cifar-100-python.tar.gz").write_bytes(archive)
+    download_dataset(
+        {"name": "cifar100", "local_dir": str(tmp_path / "lab"), "catalog": str(catalog)}, tmp_path / "raw"
+    )
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", SPLIT_SETTINGS)
+    assert meta["num_classes"] == 100 and meta["counts"]["test"] == 100
+    assert np.load(tmp_path / "processed" / "test_labels.npy").max() == 99
+
+
+def test_an_image_folder_becomes_arrays_of_the_configured_size(tmp_path):
+    settings = image_folder_settings(make_image_folder(tmp_path / "images"))
+    download_dataset(settings, tmp_path / "raw")
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings, threads=2)
+    assert meta["classes"] == ["birds", "cats", "dogs"] and meta["shape"] == [3, 16, 12]
+    assert sum(meta["counts"].values()) == 30
+    assert not list((tmp_path / "processed").glob(".decoded*"))
+
+
+def test_a_corrupt_image_is_an_error_naming_the_file(tmp_path):
+    settings = image_folder_settings(make_image_folder(tmp_path / "images", corrupt=True))
+    download_dataset(settings, tmp_path / "raw")
+    with pytest.raises(CorruptImageError, match=r"cats/broken.png: cannot decode image"):
+        preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    assert not (tmp_path / "processed" / "meta.json").exists()
+    assert not list((tmp_path / "processed").glob("*.npy")) and not list((tmp_path / "processed").glob(".*"))
+
+
+def test_corrupt_images_can_be_skipped_and_counted(tmp_path):
+    settings = image_folder_settings(
+        make_image_folder(tmp_path / "images", corrupt=True), skip_corrupt=True, channels=1
+    )
+    download_dataset(settings, tmp_path / "raw")
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    assert meta["skipped"] == {"count": 1, "files": ["cats/broken.png"]}
+    assert sum(meta["counts"].values()) == 30 and meta["shape"] == [1, 16, 12]
+
+
+def test_explicit_split_folders_are_kept(tmp_path):
+    for split in ("train", "val", "test"):
+        make_image_folder(tmp_path / "images" / split)
+    settings = image_folder_settings(tmp_path / "images", split_folders=True)
+    download_dataset(settings, tmp_path / "raw")
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    assert meta["counts"] == {"train": 30, "val": 30, "test": 30}

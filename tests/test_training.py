@@ -1,37 +1,161 @@
-"""The training engine in real processes: determinism, resume after real signals, guards."""
+"""The training engine: the batch path, the schedule, and real training processes (determinism, resume after
+real signals, guards, several processes, staging to $TMPDIR)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, job_env
+from conftest import REPO, SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake, train_command
+from dataset_files import image_folder_settings, make_image_folder
 from mlpipe.config import check_config, load_schema
 from mlpipe.download.stage import download_dataset
+from mlpipe.layout import processed_files
+from mlpipe.models.factory import build_model
 from mlpipe.preprocess.stage import preprocess_dataset
+from mlpipe.processed import Normalizer
 from mlpipe.training.checkpoint import load_checkpoint
+from mlpipe.training.data import Augmentation, TrainBatches, random_crop
+from mlpipe.training.ema import WeightAverage
+from mlpipe.training.schedule import lr_factor
 from mlpipe.training.signals import EXIT_CHECKPOINTED
+from mlpipe.training.staging import stage_processed
+
+
+def test_random_crop_matches_a_naive_crop_of_the_zero_padded_image():
+    images = torch.randint(0, 256, (5, 3, 6, 7), dtype=torch.uint8)
+    shifts = torch.tensor([[0, 0], [4, 4], [2, 1], [0, 4], [3, 2]])
+    cropped = random_crop(images, shifts, padding=2)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for index, (dy, dx) in enumerate(shifts.tolist()):
+        assert torch.equal(cropped[index], padded[index, :, dy : dy + 6, dx : dx + 7])
+
+
+def make_batches(**kwargs) -> TrainBatches:
+    images = np.arange(20 * 1 * 4 * 4, dtype=np.uint8).reshape(20, 1, 4, 4)
+    labels = np.arange(20) % 5
+    defaults = dict(
+        batch_size=6,
+        device=torch.device("cpu"),
+        normalizer=Normalizer([0.0], [1.0], torch.device("cpu"), False),
+        augmentation=Augmentation(crop_padding=1, flip=True),
+        seed=3,
+    )
+    return TrainBatches(images, labels, **(defaults | kwargs))
+
+
+def test_epoch_plan_depends_only_on_seed_and_epoch():
+    first, second = make_batches().plan(4), make_batches().plan(4)
+    assert torch.equal(first.order, second.order) and torch.equal(first.shifts, second.shifts)
+    assert torch.equal(first.flips, second.flips)
+    assert not torch.equal(make_batches().plan(5).order, first.order)
+    assert sorted(first.order.tolist()) == list(range(20))
+
+
+def test_batches_drop_the_last_partial_batch_and_cover_distinct_examples():
+    batches = make_batches(augmentation=Augmentation())
+    assert batches.steps_per_epoch == 3
+    plan = batches.plan(0)
+    seen = torch.cat([batches.batch(plan, step)[1] for step in range(3)])
+    assert len(seen) == 18
+
+
+def test_ranks_split_each_global_batch_without_overlap():
+    whole = make_batches(augmentation=Augmentation())
+    ranks = [make_batches(augmentation=Augmentation(), rank=rank, world_size=2) for rank in range(2)]
+    plan = whole.plan(1)
+    full_images, _ = whole.batch(plan, 1)
+    shards = [rank.batch(rank.plan(1), 1)[0] for rank in ranks]
+    assert sorted(map(tuple, torch.cat(shards).flatten(1).tolist())) == sorted(
+        map(tuple, full_images.flatten(1).tolist())
+    )
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_batches_streamed_from_host_buffers_equal_those_cut_on_the_device(world_size):
+    # The path for data too large for the GPU; on the CPU it runs without pinning, same gathers and buffers.
+    for rank in range(world_size):
+        resident = make_batches(rank=rank, world_size=world_size)
+        streamed = make_batches(rank=rank, world_size=world_size, on_device=False)
+        for epoch in range(2):
+            plans = resident.plan(epoch), streamed.plan(epoch)
+            for step in range(resident.steps_per_epoch):
+                (images, labels), (streamed_images, streamed_labels) = (
+                    resident.batch(plans[0], step),
+                    streamed.batch(plans[1], step),
+                )
+                assert torch.equal(images, streamed_images) and torch.equal(labels, streamed_labels)
+
+
+@pytest.mark.parametrize("step, expected", [(0, 0.5), (1, 1.0), (2, 0.9), (6, 0.5), (11, 0.0)])
+def test_warmup_then_linear_decay(step, expected):
+    # 1 warmup step (half the peak), then linear decay from the peak to 0 over the remaining 10 steps.
+    assert lr_factor(step, total_steps=11, warmup_steps=1, decay="linear") == pytest.approx(expected)
+
+
+def test_cosine_schedule_starts_at_the_peak_and_ends_at_zero():
+    assert lr_factor(0, 100, 0, "cosine") == pytest.approx(1.0)
+    assert lr_factor(50, 100, 0, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 100, 0, "cosine") == pytest.approx(0.0)
+
+
+def test_compiled_engine_trains_and_saves_plain_state_dict_keys():
+    from mlpipe.device import choose_precision
+    from mlpipe.training.engine import Engine
+
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    hparams = {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "epochs": 1,
+        "schedule": "constant",
+        "warmup_epochs": 0,
+        "ema_decay": 0.9,
+        "compile": True,
+    }
+    engine = Engine.build(build_model("small_cnn", 1, 3), hparams, device, choose_precision(device), steps_per_epoch=30)
+    images, labels = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
+    losses = [float(engine.step(images, labels)[0]) for _ in range(30)]
+    assert losses[-1] < losses[0] / 2
+    keys = engine.state_dict()["model"].keys()
+    assert keys == build_model("small_cnn", 1, 3).state_dict().keys()  # no "_orig_mod." from torch.compile
+    assert engine.eval_model is engine.ema.module
+
+
+def test_weight_average_moves_parameters_and_buffers_towards_the_model_and_copies_counters():
+    model = build_model("resnet18_cifar", 3, 10)
+    average = WeightAverage(model, decay=0.75)
+    start = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    model.train()
+    model(torch.randn(4, 3, 32, 32))  # moves batch-norm statistics and counters
+    average.update()
+    for name, value in average.state_dict().items():
+        current = model.state_dict()[name]
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * start[name] + 0.25 * current), name
+        else:
+            assert torch.equal(value, current), name
+
 
 TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
-
-
-@pytest.fixture(scope="session")
-def processed_digits(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("digits")
-    download_dataset({"name": "digits"}, root / "raw")
-    preprocess_dataset(root / "raw", root / "processed", {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0})
-    return root / "processed"
 
 
 def hparams(**overrides) -> dict:
@@ -47,23 +171,7 @@ class TrainProcess:
 
     def __init__(self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None):
         self.lines: list[str] = []
-        command = [
-            sys.executable,
-            str(REPO / "scripts" / "train.py"),
-            "--run-id",
-            run_dir.name,
-            "--hparams",
-            json.dumps(params),
-            "--processed-dir",
-            str(processed),
-            "--out-dir",
-            str(run_dir / "out"),
-            "--state-dir",
-            str(run_dir / "state"),
-            "--threads",
-            "1",
-            *extra,
-        ]
+        command = train_command(run_dir, processed, json.dumps(params), "--threads", "1", *extra)
         self.process = subprocess.Popen(
             command, env=env or job_env(), stderr=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -277,3 +385,49 @@ def test_torchrun_workers_get_the_parents_arguments_with_their_own_values():
         "--threads",
         "4",
     ]
+
+
+def test_processed_data_is_staged_to_tmpdir(tmp_path):
+    settings = image_folder_settings(make_image_folder(tmp_path / "images"))
+    download_dataset(settings, tmp_path / "raw")
+    preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    staged = stage_processed(tmp_path / "processed", str(tmp_path / "node-local"))
+    assert staged == tmp_path / "node-local" / "mlpipe-data" / "processed"
+    for name in ("train_images.npy", "test_labels.npy", "meta.json"):
+        assert (staged / name).read_bytes() == (tmp_path / "processed" / name).read_bytes()
+    assert stage_processed(tmp_path / "processed", None) == tmp_path / "processed"
+
+
+def test_a_copy_left_in_tmpdir_is_refreshed_when_its_content_changes_not_only_its_size(tmp_path):
+    settings = image_folder_settings(make_image_folder(tmp_path / "images"))
+    download_dataset(settings, tmp_path / "raw")
+    preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    staged = stage_processed(tmp_path / "processed", str(tmp_path / "node-local"))
+    # A new split seed: every array keeps its size, the contents move between splits.
+    preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings | {"split_seed": 7})
+    assert (staged / "train_labels.npy").stat().st_size == (tmp_path / "processed" / "train_labels.npy").stat().st_size
+    assert stage_processed(tmp_path / "processed", str(tmp_path / "node-local")) == staged
+    for path in processed_files(tmp_path / "processed"):
+        assert (staged / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path):
+    root = make_image_folder(tmp_path / "images")
+    workdir = copy_workflow(tmp_path / "project")
+    edit_config(
+        workdir,
+        SMALL_CONFIG_OVERRIDES
+        | {
+            "dataset": {"name": "image_folder", "image_folder": {"root": str(root), "size": [16, 16], "channels": 1}},
+            "train": {"epochs": 2, "batch_size": 8},
+            "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]},
+            "train_job": {"stage_to_tmpdir": True},
+        },
+    )
+    (tmp_path / "node-local").mkdir()  # a job's $TMPDIR on a compute node
+    snakemake(workdir, "--cores", "2", env={"TMPDIR": str(tmp_path / "node-local")})
+    train_log = (workdir / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
+    assert f"to {tmp_path / 'node-local' / 'mlpipe-data' / 'image_folder'}" in train_log  # read from the staged copy
+    meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
+    assert meta["classes"] == ["birds", "cats", "dogs"]
+    assert (workdir / "results" / "plots" / "confusion_best.png").exists()

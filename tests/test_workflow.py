@@ -7,10 +7,12 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import STUDY_RUN_IDS as RUN_IDS
 from conftest import edit_config, planned_jobs, snakemake
 
-RUN_IDS = ["lr-0.05_seed-0", "lr-0.05_seed-1", "lr-0.1_seed-0", "lr-0.1_seed-1"]
 ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
+
+
 RETRAIN_ALL = {"train": 4, "evaluate": 4, **ANALYSIS}
 
 

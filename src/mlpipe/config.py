@@ -38,7 +38,7 @@ def validate_config(config: dict, schema: Mapping) -> dict:
 
 def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
     """Validate ``config``, check every name, and return the runs it defines."""
-    from mlpipe.models.registry import check_model_name
+    from mlpipe.models.factory import check_model_name
 
     validate_config(config, schema)
     _check_dataset(config["dataset"])
@@ -90,6 +90,48 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
                 )
             runs[run_id] = hparams
     return runs
+
+
+def download_settings(dataset: Mapping) -> dict:
+    """What the download job needs: the source, not the split (so a new split does not fetch again)."""
+    folder = dataset["image_folder"]
+    return {key: dataset[key] for key in ("name", "mirror", "local_dir", "catalog")} | {
+        "image_folder": {"root": folder["root"], "split_folders": folder["split_folders"]}
+    }
+
+
+def preprocess_settings(dataset: Mapping) -> dict:
+    """What the preprocess job needs: the split and image decoding, not the source."""
+    folder = dataset["image_folder"]
+    return {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")} | {
+        "image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}
+    }
+
+
+def stage_to_tmpdir(train_job: Mapping, on_cluster: bool) -> bool:
+    """Whether training jobs read the data from a copy in their $TMPDIR (``auto``: on a cluster)."""
+    setting = train_job["stage_to_tmpdir"]
+    return setting is True or (setting == "auto" and on_cluster)
+
+
+def archive_file(archive: Mapping, project: str) -> Path:
+    """Where ``snakemake archive`` writes: <destination>/<name, by default the project folder's>.tar.gz."""
+    return Path(archive["destination"]) / f"{archive['name'] or project}.tar.gz"
+
+
+def tracking_settings(tracking: Mapping, results_dir: Path, project: str) -> dict:
+    """The tracking section with its defaults resolved: MLflow's file store in <results_dir>/mlruns, the
+    project folder's name as MLflow experiment and W&B project."""
+    mlflow, wandb = tracking["mlflow"], tracking["wandb"]
+    return {
+        "tensorboard": tracking["tensorboard"],
+        "mlflow": mlflow
+        | {
+            "tracking_uri": mlflow["tracking_uri"] or (results_dir / "mlruns").resolve().as_uri(),
+            "experiment": mlflow["experiment"] or project,
+        },
+        "wandb": wandb | {"project": wandb["project"] or project},
+    }
 
 
 def _check_dataset(dataset: Mapping) -> None:

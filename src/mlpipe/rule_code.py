@@ -1,23 +1,28 @@
-"""The source files each workflow rule runs, declared as rule inputs.
+"""The code each workflow rule runs, as a checksum the rule carries as a parameter.
 
-Snakemake reruns a job when an input is newer than its outputs, but it does not see the
-Python modules a script imports. Listing them here, per rule, gives the rerun behaviour
-users expect: editing training code retrains every run (and everything after it) without
-touching download or preprocess; editing plotting code reruns only the plots.
+Snakemake does not see the Python modules a script imports. Each rule therefore gets the checksum
+of its script and of the package sources it runs as a parameter: when one of them changes, the
+parameter changes and Snakemake reruns the rule's jobs and what depends on them. Editing training
+code retrains every run (and everything after it) without touching download or preprocess; editing
+plotting code reruns only the plots. The checksum is of the content, not of file times: a ``touch``
+or a ``git checkout`` back and forth reruns nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).parent
+SCRIPTS_DIR = PACKAGE_DIR.parents[1] / "scripts"
 SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 
 RULE_CODE = {
     "download": ["download", "formats"],
     "preprocess": ["preprocess", "formats"],
-    "train": ["models", "training", "tracking"],
-    "evaluate": ["evaluate", "models", "training"],
+    "train": ["models", "training", "tracking", "device.py", "processed.py", "inference.py"],
+    "evaluate": ["evaluate", "models", "device.py", "processed.py", "inference.py", "training/checkpoint.py"],
     "summarize": [
         "analysis/__init__.py",
         "analysis/collect.py",
@@ -32,15 +37,20 @@ RULE_CODE = {
 }
 
 
-def rule_code(rule: str) -> list[str]:
-    """Sorted paths of the package sources that ``rule`` depends on, relative to the working directory if inside it."""
-    files: set[Path] = set()
+def rule_sources(rule: str) -> list[Path]:
+    """The rule's script and the package sources it runs, sorted."""
+    files: set[Path] = {SCRIPTS_DIR / f"{rule}.py"}
     for entry in [*SHARED, *RULE_CODE[rule]]:
         path = PACKAGE_DIR / entry
         files.update(path.rglob("*.py") if path.is_dir() else [path])
-    return sorted(_display_path(path) for path in files)
+    return sorted(files)
 
 
-def _display_path(path: Path) -> str:
-    cwd = Path.cwd()
-    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+@functools.cache
+def rule_code(rule: str) -> str:
+    """A short checksum of :func:`rule_sources`: changes exactly when one of them does."""
+    digest = hashlib.sha256()
+    for path in rule_sources(rule):
+        digest.update(path.relative_to(PACKAGE_DIR.parents[1]).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

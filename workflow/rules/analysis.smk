@@ -1,10 +1,8 @@
 rule summarize:
     input:
-        run_configs=all_runs("run_config.json"),
-        evaluations=all_runs("evaluation.json"),
-        metrics=all_runs("metrics.csv"),
-        code=rule_code("summarize"),
-        script="scripts/summarize.py",
+        run_configs=all_runs("run_config"),
+        evaluations=all_runs("evaluation"),
+        metrics=all_runs("metrics"),
     output:
         summary=results("summary.csv"),
         comparison=results("comparison.csv"),
@@ -40,21 +38,22 @@ rule summarize:
             category="Comparison",
             labels={"name": "best configuration"},
         ),
-    params:
-        runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
-        run_ids=json.dumps(list(RUNS)),
-        swept=json.dumps(SWEPT),
-    envmodules:
-        *env_modules(),
-    conda:
-        "../../envs/analysis.yaml"
     log:
         log_path("summarize", "summary"),
+    conda:
+        "../../envs/analysis.yaml"
+    envmodules:
+        *env_modules(),
     threads: 1
     resources:
         **job_resources(mem_mb=2000, runtime=10),
+    params:
+        runs_dir=folder(RESULTS / "runs"),
+        run_ids=json.dumps(list(RUNS)),
+        swept=json.dumps(SWEPT),
+        code=rule_code("summarize"),
     shell:
-        "python {input.script} --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
+        "python scripts/summarize.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
         " --summary {output.summary:q} --comparison {output.comparison:q}"
         " --resources {output.resources:q} --excluded {output.excluded:q} --best-config {output.best_config:q}"
         " > {log:q} 2>&1"
@@ -62,10 +61,8 @@ rule summarize:
 
 rule registry:
     input:
-        run_configs=all_runs("run_config.json"),
-        evaluations=all_runs("evaluation.json"),
-        code=rule_code("registry"),
-        script="scripts/registry.py",
+        run_configs=all_runs("run_config"),
+        evaluations=all_runs("evaluation"),
     output:
         database=results("registry.sqlite"),
         provenance=results("provenance.csv"),
@@ -75,20 +72,21 @@ rule registry:
             category="Provenance",
             labels={"name": "code, packages and machine of each run"},
         ),
-    params:
-        runs_dir=lambda wildcards, input: Path(input.run_configs[0]).parent.parent,
-        run_ids=json.dumps(list(RUNS)),
-    envmodules:
-        *env_modules(),
-    conda:
-        "../../envs/analysis.yaml"
     log:
         log_path("registry", "registry"),
+    conda:
+        "../../envs/analysis.yaml"
+    envmodules:
+        *env_modules(),
     threads: 1
     resources:
         **job_resources(mem_mb=2000, runtime=10),
+    params:
+        runs_dir=folder(RESULTS / "runs"),
+        run_ids=json.dumps(list(RUNS)),
+        code=rule_code("registry"),
     shell:
-        "python {input.script} --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
+        "python scripts/registry.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
         " --database {output.database:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
@@ -96,10 +94,8 @@ rule plot:
     input:
         summary=rules.summarize.output.summary,
         comparison=rules.summarize.output.comparison,
-        metrics=all_runs("metrics.csv"),
-        confusions=all_runs("confusion.csv"),
-        code=rule_code("plot"),
-        script="scripts/plot.py",
+        metrics=all_runs("metrics"),
+        confusions=all_runs("confusion"),
     output:
         learning_curves=report(
             results("plots/learning_curves.png"),
@@ -125,20 +121,21 @@ rule plot:
             category="Resources",
             labels={"name": "time and throughput per run"},
         ),
-    params:
-        runs_dir=lambda wildcards, input: Path(input.metrics[0]).parent.parent,
-        swept=json.dumps(SWEPT),
-    envmodules:
-        *env_modules(),
-    conda:
-        "../../envs/analysis.yaml"
     log:
         log_path("plot", "plots"),
+    conda:
+        "../../envs/analysis.yaml"
+    envmodules:
+        *env_modules(),
     threads: 1
     resources:
         **job_resources(mem_mb=2000, runtime=10),
+    params:
+        runs_dir=folder(RESULTS / "runs"),
+        swept=json.dumps(SWEPT),
+        code=rule_code("plot"),
     shell:
-        "python {input.script} --summary {input.summary:q} --comparison {input.comparison:q}"
+        "python scripts/plot.py --summary {input.summary:q} --comparison {input.comparison:q}"
         " --runs-dir {params.runs_dir:q} --swept {params.swept:q} --learning-curves {output.learning_curves:q}"
         " --test-accuracy {output.test_accuracy:q} --confusion {output.confusion:q} --resources {output.resources:q}"
         " > {log:q} 2>&1"

@@ -14,35 +14,34 @@ from pathlib import Path
 signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 # Every job imports the mlpipe package from this checkout, whatever environment runs it
-# (a venv, a conda env from envs/, OSC modules), so the code that runs is the code tracked below.
+# (a venv, a conda env from envs/, OSC modules), so the code that runs is the code checksummed below.
 SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
 
+from mlpipe import config as mlpipe_config
 from mlpipe.cluster.site import SiteError, load_site, on_scratch
-from mlpipe.config import ConfigError, check_batch_split, check_config, load_schema
-from mlpipe.layout import MANIFEST_NAME, processed_files
+from mlpipe.config import ConfigError
+from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
 from mlpipe.rule_code import rule_code
 
+PROJECT = Path(workflow.basedir).name
+
 try:
-    RUNS = check_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")))
-    SITE = load_site(Path(workflow.basedir) / config["site"], os.environ, Path(workflow.basedir).name) if config["site"] else None
+    RUNS = mlpipe_config.check_config(
+        config,
+        mlpipe_config.load_schema(
+            workflow.source_path("../schemas/config.schema.yaml")
+        ),
+    )
+    SITE = (
+        load_site(Path(workflow.basedir) / config["site"], os.environ, PROJECT)
+        if config["site"]
+        else None
+    )
     if SITE:  # a local run ignores train_job.gpus
-        check_batch_split(RUNS, config["train_job"]["gpus"])
+        mlpipe_config.check_batch_split(RUNS, config["train_job"]["gpus"])
 except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
-
-# Jobs get the checkout's package on PYTHONPATH, and settings that do not change results in the
-# environment rather than as params, so that changing them never reruns a finished run: the tracking
-# settings (MLPIPE_TRACKING) and whether training reads its data from a copy in the job's node-local
-# $TMPDIR (MLPIPE_STAGE_TO_TMPDIR). Snakemake formats the prefix like a shell command, so braces
-# meant for the shell are doubled.
-_tracking = shlex.quote(json.dumps(config["tracking"], sort_keys=True)).replace("{", "{{").replace("}", "}}")
-_stage = config["train_job"]["stage_to_tmpdir"]
-_stage = int(_stage is True or (_stage == "auto" and SITE is not None))
-shell.prefix(
-    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
-    f" MLPIPE_TRACKING={_tracking} MLPIPE_STAGE_TO_TMPDIR={_stage}; "
-)
 
 DATASET = config["dataset"]["name"]
 SWEPT = list(config["sweep"]["grid"])
@@ -51,60 +50,73 @@ DATA_ROOT = Path(on_scratch(config["data_root"], SITE))
 RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
-ARCHIVE_FILE = str(Path(config["archive"]["destination"]) / f"{config['archive']['name'] or Path(workflow.basedir).name}.tar.gz")
+ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 
+# Jobs get the checkout's package on PYTHONPATH, and settings that do not change results in the
+# environment rather than as params, so that changing them never reruns a finished run: the tracking
+# settings and whether training reads its data from a copy in the job's node-local $TMPDIR.
+# Snakemake formats the prefix like a shell command, so braces meant for the shell are doubled.
+_job_environment = {
+    "MLPIPE_TRACKING": json.dumps(
+        mlpipe_config.tracking_settings(config["tracking"], RESULTS, PROJECT)
+    ),
+    "MLPIPE_STAGE_TO_TMPDIR": str(
+        int(mlpipe_config.stage_to_tmpdir(config["train_job"], SITE is not None))
+    ),
+}
+_exports = " ".join(
+    f"{name}={shlex.quote(value)}" for name, value in _job_environment.items()
+)
+shell.prefix(
+    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
+    + _exports.replace("{", "{{").replace("}", "}}")
+    + "; "
+)
+
 
 wildcard_constraints:
-    run="|".join(map(re.escape, RUNS)),
+    run=r"[^/]+",
 
 
 def results(path):
     return str(RESULTS / path)
 
 
-def run_path(name):
-    """A file in the folder of each run, with the {run} wildcard left in."""
-    return str(RESULTS / "runs" / "{run}" / name)
+def run_file(kind):
+    """A file of each run's folder (see mlpipe.layout), with the {run} wildcard left in."""
+    return str(RESULTS / "runs" / "{run}" / RUN_FILE_NAMES[kind])
+
+
+def folder(path):
+    """A folder as a rule parameter, with the job's wildcards filled in; the files inside are named by mlpipe.layout.
+
+    A function rather than a string: Snakemake's linter takes a string that prefixes a rule's files for a path
+    that a storage plugin would rewrite, which cannot happen here (mlpipe runs on a shared filesystem).
+    """
+    return lambda wildcards: str(path).format(**wildcards)
+
+
+def all_runs(kind):
+    return expand(run_file(kind), run=RUNS)
+
+
+def run_dirs():
+    return [str(RESULTS / "runs" / run) for run in RUNS]
 
 
 def log_path(rule, name="{run}"):
     return str(RESULTS / "logs" / rule / f"{name}.log")
 
 
-def processed_data():
-    return [str(path) for path in processed_files(PROCESSED_DIR)]
-
-
-def download_settings():
-    """What the download job needs: the source, not the split (so a new split does not fetch again)."""
-    dataset = config["dataset"]
-    folder = dataset["image_folder"]
-    return json.dumps(
-        {key: dataset[key] for key in ("name", "mirror", "local_dir", "catalog")}
-        | {"image_folder": {"root": folder["root"], "split_folders": folder["split_folders"]}},
-        sort_keys=True,
-    )
-
-
-def preprocess_settings():
-    """What the preprocess job needs: the split and image decoding, not the source."""
-    dataset = config["dataset"]
-    folder = dataset["image_folder"]
-    return json.dumps(
-        {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")}
-        | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}},
-        sort_keys=True,
-    )
+def processed_data(*splits):
+    """The processed files of the given splits and meta.json (all of them without splits)."""
+    return [str(path) for path in processed_files(PROCESSED_DIR, splits or SPLITS)]
 
 
 def run_hparams(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
-
-
-def all_runs(name):
-    return expand(run_path(name), run=RUNS)
 
 
 def final_outputs():
@@ -119,7 +131,9 @@ def job_resources(mem_mb, runtime, gpus=0):
     """A job's generic needs, memory and walltime growing with each attempt; on a cluster also its partition."""
     resources = {
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
-        "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt) if SITE else runtime * attempt,
+        "runtime": lambda wildcards, attempt: (
+            SITE.runtime(runtime * attempt) if SITE else runtime * attempt
+        ),
         "gpu": gpus,
     }
     if SITE:
@@ -139,8 +153,4 @@ def train_threads():
 
 if SITE:
     logger.info(SITE.describe())
-    gpu_hours = len(RUNS) * TRAIN_GPUS * SITE.runtime(config["train_job"]["runtime"]) / 60
-    logger.info(
-        f"the sweep asks for at most {gpu_hours:g} GPU-hours on first attempts: {len(RUNS)} runs x {TRAIN_GPUS} GPU(s)"
-        f" x {SITE.runtime(config['train_job']['runtime'])} min"
-    )
+    logger.info(SITE.cost(len(RUNS), TRAIN_GPUS, config["train_job"]["runtime"]))

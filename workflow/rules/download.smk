@@ -1,20 +1,20 @@
 rule download:
     output:
         manifest=str(RAW_DIR / MANIFEST_NAME),
-    input:
-        code=rule_code("download"),
-        script="scripts/download.py",
-    params:
-        dataset=download_settings(),
-        raw_dir=lambda wildcards, output: Path(output.manifest).parent,
-    envmodules:
-        *env_modules(),
-    conda:
-        "../../envs/torch.yaml"
     log:
         log_path("download", DATASET),
+    conda:
+        "../../envs/torch.yaml"
+    envmodules:
+        *env_modules(),
     threads: 1
     resources:
         **job_resources(mem_mb=2000, runtime=60),
+    params:
+        dataset=json.dumps(
+            mlpipe_config.download_settings(config["dataset"]), sort_keys=True
+        ),
+        raw_dir=folder(RAW_DIR),
+        code=rule_code("download"),
     shell:
-        "python {input.script} --dataset {params.dataset:q} --raw-dir {params.raw_dir:q} > {log:q} 2>&1"
+        "python scripts/download.py --dataset {params.dataset:q} --raw-dir {params.raw_dir:q} > {log:q} 2>&1"

@@ -1,32 +1,34 @@
 rule train:
     input:
-        data=processed_data(),
-        code=rule_code("train"),
-        script="scripts/train.py",
+        data=processed_data("train", "val"),
     output:
-        metrics=run_path("metrics.csv"),
-        best=run_path("best.pt"),
-        last=run_path("last.pt"),
-        run_config=run_path("run_config.json"),
-    params:
-        hparams=run_hparams,
-        processed_dir=lambda wildcards, input: Path(input.data[0]).parent,
-        out_dir=lambda wildcards, output: Path(output.metrics).parent,
-        # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
-        state_dir=lambda wildcards: str(CHECKPOINT_ROOT / wildcards.run),
-    envmodules:
-        *env_modules(),
-    conda:
-        "../../envs/torch.yaml"
+        metrics=run_file("metrics"),
+        best=run_file("best"),
+        last=run_file("last"),
+        run_config=run_file("run_config"),
     log:
         log_path("train"),
+    conda:
+        "../../envs/torch.yaml"
+    envmodules:
+        *env_modules(),
     threads: train_threads()
     resources:
         **job_resources(
-            mem_mb=config["train_job"]["mem_mb"], runtime=config["train_job"]["runtime"], gpus=TRAIN_GPUS
+            mem_mb=config["train_job"]["mem_mb"],
+            runtime=config["train_job"]["runtime"],
+            gpus=TRAIN_GPUS,
         ),
+    params:
+        hparams=run_hparams,
+        processed_dir=folder(PROCESSED_DIR),
+        run_dir=folder(RESULTS / "runs" / "{run}"),
+        # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
+        state_dir=str(CHECKPOINT_ROOT / "{run}"),
+        code=rule_code("train"),
     shell:
-        "python {input.script} --run-id {wildcards.run:q} --hparams {params.hparams:q}"
-        " --processed-dir {params.processed_dir:q} --out-dir {params.out_dir:q} --state-dir {params.state_dir:q}"
-        " --gpus {resources.gpu} --threads {threads} --request-mem-mb {resources.mem_mb}"
-        " --request-runtime {resources.runtime} > {log:q} 2>&1"
+        "python scripts/train.py --run-id {wildcards.run:q} --hparams {params.hparams:q}"
+        " --processed-dir {params.processed_dir:q} --metrics {output.metrics:q} --best {output.best:q}"
+        " --last {output.last:q} --run-config {output.run_config:q} --run-dir {params.run_dir:q}"
+        " --state-dir {params.state_dir:q} --gpus {resources.gpu} --threads {threads}"
+        " --request-mem-mb {resources.mem_mb} --request-runtime {resources.runtime} > {log:q} 2>&1"

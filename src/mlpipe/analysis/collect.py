@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_second"]
+from mlpipe.layout import METRIC_COLUMNS, RunFiles
 
 
 class BadRunFolder(ValueError):
@@ -42,22 +42,22 @@ def load_runs(runs_dir: Path, run_ids: list[str]) -> tuple[list[Run], list[dict]
 
 
 def load_run(run_dir: Path) -> Run:
-    run_config = _json(run_dir / "run_config.json")
-    evaluation = _json(run_dir / "evaluation.json")
+    files = RunFiles.of(run_dir)
+    run_config = _json(files.run_config)
+    evaluation = _json(files.evaluation)
     for key in ("best_val_acc", "best_val_loss", "train_seconds", "hparams"):
-        _require(run_config, key, run_dir / "run_config.json")
-    _require(evaluation, "test_accuracy", run_dir / "evaluation.json")
-    metrics = _csv(run_dir / "metrics.csv")
+        _require(run_config, key, files.run_config)
+    _require(evaluation, "test_accuracy", files.evaluation)
+    metrics = _csv(files.metrics)
     missing = [column for column in METRIC_COLUMNS if column not in metrics.columns]
     if missing:
-        raise BadRunFolder(f"{run_dir / 'metrics.csv'}: missing columns {', '.join(missing)}")
+        raise BadRunFolder(f"{files.metrics}: missing columns {', '.join(missing)}")
     if metrics.empty:
-        raise BadRunFolder(f"{run_dir / 'metrics.csv'}: no epochs")
+        raise BadRunFolder(f"{files.metrics}: no epochs")
     if metrics[METRIC_COLUMNS].isna().any().any():
-        raise BadRunFolder(f"{run_dir / 'metrics.csv'}: empty or non-numeric values")
-    confusion = _csv(run_dir / "confusion.csv", index_col="true_class")
-    info_path = run_dir / "run_info.json"
-    info = _json(info_path) if info_path.exists() else {}
+        raise BadRunFolder(f"{files.metrics}: empty or non-numeric values")
+    confusion = _csv(files.confusion, index_col="true_class")
+    info = _json(files.run_info) if files.run_info.exists() else {}
     return Run(run_dir.name, run_config["hparams"], run_config, evaluation, metrics, confusion, info)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlpipe.analysis.stats import ACCURACY_BOUNDS, configuration_label, mean_and_interval
 from mlpipe.io import atomic_path
+from mlpipe.layout import RunFiles
 
 DPI = 120
 
@@ -25,14 +26,13 @@ def plot_sweep(
     summary: pd.DataFrame, comparison: pd.DataFrame, runs_dir: Path, swept: list[str], outputs: dict[str, Path]
 ) -> None:
     """Every plot of a sweep, from its tables and run folders."""
-    metrics = {run_id: pd.read_csv(runs_dir / run_id / "metrics.csv") for run_id in summary["run_id"]}
+    files = {run_id: RunFiles.of(runs_dir / run_id) for run_id in summary["run_id"]}
+    metrics = {run_id: pd.read_csv(run.metrics) for run_id, run in files.items()}
     by_configuration = _runs_by_configuration(summary, swept)
     plot_learning_curves(metrics, by_configuration, outputs["learning_curves"])
     plot_test_accuracy(summary, swept, outputs["test_accuracy"])
     best = comparison.iloc[0]["configuration"]
-    confusions = [
-        pd.read_csv(runs_dir / run_id / "confusion.csv", index_col="true_class") for run_id in by_configuration[best]
-    ]
+    confusions = [pd.read_csv(files[run_id].confusion, index_col="true_class") for run_id in by_configuration[best]]
     title = f"Confusion matrix of the best configuration ({best}), summed over {len(confusions)} seed(s)"
     plot_confusion(sum(confusions[1:], confusions[0]), title, outputs["confusion"])
     plot_resources(summary, outputs["resources"])

@@ -16,6 +16,7 @@ import pandas as pd
 from mlpipe.analysis.collect import load_runs
 from mlpipe.analysis.html import write_html_table
 from mlpipe.io import atomic_path
+from mlpipe.layout import METRIC_COLUMNS
 
 RUN_COLUMNS = {
     "run_id": "TEXT PRIMARY KEY",
@@ -40,7 +41,7 @@ RUN_COLUMNS = {
     "peak_host_memory_mb": "REAL",
     "peak_gpu_memory_mb": "REAL",
 }
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second")
+EPOCH_METRICS = [column for column in METRIC_COLUMNS if column != "epoch"]
 
 
 def run_row(run) -> dict:

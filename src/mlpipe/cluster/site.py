@@ -45,6 +45,14 @@ class Site:
         """A walltime request, capped at what the queue allows."""
         return min(minutes, self.max_runtime)
 
+    def cost(self, runs: int, gpus: int, runtime: int) -> str:
+        """The GPU-hours a sweep asks for on first attempts: an upper bound (runs that end early pay less)."""
+        minutes = self.runtime(runtime)
+        return (
+            f"the sweep asks for at most {runs * gpus * minutes / 60:g} GPU-hours on first attempts: "
+            f"{runs} runs x {gpus} GPU(s) x {minutes} min"
+        )
+
     def describe(self) -> str:
         return (
             f"{self.name} {self.cluster} ({self.queue} queue): CPU jobs on {self.cpu_partition}, GPU jobs on "

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpipe.device import choose_device, choose_precision
+from mlpipe.inference import predict
 from mlpipe.io import write_csv, write_json
-from mlpipe.models.registry import build_model
+from mlpipe.models.factory import build_model
+from mlpipe.processed import Normalizer, load_split
 from mlpipe.training.checkpoint import load_checkpoint
-from mlpipe.training.data import Normalizer, load_split
-from mlpipe.training.device import choose_device, choose_precision
-from mlpipe.training.evaluation import predict
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""Image classifiers, built by name through :mod:`mlpipe.models.registry`."""
+"""Image classifiers, built by name through :mod:`mlpipe.models.factory`."""

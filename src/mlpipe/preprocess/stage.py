@@ -8,13 +8,14 @@ is written under a temporary name and renamed when complete; ``meta.json`` comes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from mlpipe.io import atomic_path, read_json, write_json
-from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS
+from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS, processed_files, split_arrays
 from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
 from mlpipe.preprocess.split import TRAIN, assign_source_splits
@@ -65,7 +66,7 @@ def write_processed(
     histograms = np.zeros((reader.shape[0], 256), dtype=np.int64)  # train pixel histograms, per channel
     processed_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        image_paths = [stack.enter_context(atomic_path(processed_dir / f"{name}_images.npy")) for name in SPLITS]
+        image_paths = [stack.enter_context(atomic_path(split_arrays(processed_dir, name)[0])) for name in SPLITS]
         images_out = [
             np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *reader.shape))
             for path, count in zip(image_paths, counts)
@@ -86,10 +87,12 @@ def write_processed(
             images.flush()
         del images_out
         for name, target_labels in zip(SPLITS, labels_out):
-            with atomic_path(processed_dir / f"{name}_labels.npy") as tmp:
+            with atomic_path(split_arrays(processed_dir, name)[1]) as tmp:
                 np.save(tmp, target_labels)
 
     mean, std = _channel_stats(histograms)
+    # Content identity of each array: a copy elsewhere (a job's $TMPDIR) is current only if its checksum matches.
+    checksums = {path.name: _sha256(path) for path in processed_files(processed_dir)[:-1]}
     meta = {
         "dataset": manifest["dataset"],
         "classes": manifest["classes"],
@@ -99,6 +102,7 @@ def write_processed(
         "std": std,
         "counts": dict(zip(SPLITS, map(int, counts))),
         "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        "checksums": checksums,
         **(
             {"skipped": {"count": len(manifest["skipped"]), "files": manifest["skipped"]}}
             if "skipped" in manifest
@@ -108,6 +112,11 @@ def write_processed(
     write_json(processed_dir / META_NAME, meta)
     log.info("processed %s: %s", manifest["dataset"], meta["counts"])
     return meta
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _positions(assignment: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[int]]:

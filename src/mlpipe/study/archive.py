@@ -17,11 +17,13 @@ from pathlib import Path
 import yaml
 
 from mlpipe.io import atomic_path
+from mlpipe.layout import RunFiles
 from mlpipe.study.status import unfinished
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("metrics.csv", "run_config.json", "run_info.json", "evaluation.json", "confusion.csv", "best.pt")
+# Of each run's folder (mlpipe.layout.RunFiles); last.pt and the W&B folder stay out.
+RUN_FILES = ("metrics", "run_config", "run_info", "evaluation", "confusion", "best")
 RUN_FOLDERS = ("tensorboard",)
 TOP_FILES = (
     "summary.csv",
@@ -46,10 +48,10 @@ def study_files(results_dir: Path, run_ids: list[str]) -> list[Path]:
     for folder in TOP_FOLDERS:
         files += sorted(path for path in (results_dir / folder).rglob("*") if path.is_file())
     for run_id in run_ids:
-        run_dir = results_dir / "runs" / run_id
-        files += [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
-        for folder in RUN_FOLDERS:
-            files += sorted(path for path in (run_dir / folder).rglob("*") if path.is_file())
+        run = RunFiles.of(results_dir / "runs" / run_id)
+        files += [getattr(run, kind) for kind in RUN_FILES if getattr(run, kind).is_file()]
+        for kind in RUN_FOLDERS:
+            files += sorted(path for path in getattr(run, kind).rglob("*") if path.is_file())
     return files
 
 

@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from mlpipe.layout import RunFiles
 from mlpipe.study.status import unfinished
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def clean_checkpoints(checkpoint_root: Path, runs_dir: Path, run_ids: list[str])
         folder = checkpoint_root / run_id
         if not folder.exists():
             continue
-        if run_id in pending or not (runs_dir / run_id / "best.pt").exists():
+        if run_id in pending or not RunFiles.of(runs_dir / run_id).best.exists():
             kept.append(run_id)
             log.info("keeping %s: run %s is %s", folder, run_id, pending.get(run_id, "missing its best.pt"))
             continue

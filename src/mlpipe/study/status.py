@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlpipe.io import read_json
-from mlpipe.tracking.run_record import FINISHED, RUN_INFO_NAME
+from mlpipe.layout import RunFiles
+from mlpipe.tracking.run_record import FINISHED
 
 
 def run_status(run_dir: Path) -> str:
     """A run's status; ``unknown`` when it never started here or its record is unreadable."""
     try:
-        return read_json(run_dir / RUN_INFO_NAME).get("status", "unknown")
+        return read_json(RunFiles.of(run_dir).run_info).get("status", "unknown")
     except (OSError, ValueError):
         return "unknown"
 

@@ -1,9 +1,9 @@
 """Per-epoch metrics to TensorBoard and, when installed and enabled, MLflow and Weights & Biases.
 
-Settings come from the config's ``tracking`` section, handed to training jobs in the environment
-variable ``MLPIPE_TRACKING`` (so that turning a tracker on never reruns a finished job). Both
-optional trackers work offline (an MLflow file store, W&B offline mode), since compute nodes may
-have no internet.
+Settings come from the config's ``tracking`` section, resolved by :func:`mlpipe.config.tracking_settings`
+and handed to training jobs in the environment (so that turning a tracker on never reruns a finished
+job). Both optional trackers work offline (an MLflow file store, W&B offline mode), since compute nodes
+may have no internet.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from mlpipe.layout import RunFiles
+
 log = logging.getLogger(__name__)
 
-TRACKING_ENV = "MLPIPE_TRACKING"
 DEFAULT_TRACKING = {"tensorboard": True, "mlflow": {"enabled": False}, "wandb": {"enabled": False}}
-
-
-def tracking_from_env(environ=os.environ) -> dict:
-    return json.loads(environ[TRACKING_ENV]) if environ.get(TRACKING_ENV) else DEFAULT_TRACKING
 
 
 class TensorBoardLogger:
@@ -52,17 +49,17 @@ class TensorBoardLogger:
 class MlflowLogger:
     """One MLflow run per pipeline run; a resumed run continues the same MLflow run."""
 
-    def __init__(self, settings: dict, default_uri: str, experiment: str):
+    def __init__(self, settings: dict):
         # MLflow's file store keeps one folder per run: the safe choice when many jobs on a shared
         # filesystem log at once (a SQLite file there can lock). MLflow 3 wants it asked for explicitly.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         import mlflow
 
         self.mlflow = mlflow
-        uri = settings.get("tracking_uri") or default_uri
+        uri = settings["tracking_uri"]
         mlflow.set_tracking_uri(uri)
         with _one_at_a_time(uri):
-            self.experiment_id = mlflow.set_experiment(settings.get("experiment") or experiment).experiment_id
+            self.experiment_id = mlflow.set_experiment(settings["experiment"]).experiment_id
 
     def start(self, run_id: str, hparams: dict, record) -> None:
         previous = record.info["trackers"].get("mlflow_run_id")
@@ -99,21 +96,21 @@ def _one_at_a_time(uri: str):
 class WandbLogger:
     """One W&B run per pipeline run (a stable id, resumed after an interruption); offline by default."""
 
-    def __init__(self, settings: dict, run_dir: Path, project: str):
+    def __init__(self, settings: dict, run_dir: Path):
         import wandb
 
-        self.wandb, self.settings, self.run_dir, self.project = wandb, settings, run_dir, project
+        self.wandb, self.settings, self.run_dir = wandb, settings, run_dir
         self.run = None
 
     def start(self, run_id: str, hparams: dict, record) -> None:
-        stable_id = hashlib.sha1(f"{self.project}/{run_id}".encode()).hexdigest()[:16]
+        stable_id = hashlib.sha1(f"{self.settings['project']}/{run_id}".encode()).hexdigest()[:16]
         self.run = self.wandb.init(
-            project=self.settings.get("project") or self.project,
+            project=self.settings["project"],
             name=run_id,
             id=stable_id,
             resume="allow",
             mode=self.settings.get("mode", "offline"),
-            dir=str(self.run_dir),
+            dir=str(self.run_dir),  # W&B writes into <run dir>/wandb
             config=hparams,
         )
         record.info["trackers"]["wandb_run_id"] = stable_id
@@ -129,14 +126,14 @@ class EpochLoggers:
     """Every enabled logger, called together. A logger that fails mid-run is dropped with a warning:
     a tracker's hiccup must not end hours of training (metrics.csv and run_info.json still record all)."""
 
-    def __init__(self, tracking: dict, run_dir: Path, results_dir: Path, project: str):
+    def __init__(self, tracking: dict, files: RunFiles):
         self.loggers = []
         if tracking.get("tensorboard", True):
-            self.loggers.append(TensorBoardLogger(run_dir / "tensorboard"))
+            self.loggers.append(TensorBoardLogger(files.tensorboard))
         if tracking.get("mlflow", {}).get("enabled"):
-            self.loggers.append(MlflowLogger(tracking["mlflow"], (results_dir / "mlruns").resolve().as_uri(), project))
+            self.loggers.append(MlflowLogger(tracking["mlflow"]))
         if tracking.get("wandb", {}).get("enabled"):
-            self.loggers.append(WandbLogger(tracking["wandb"], run_dir, project))
+            self.loggers.append(WandbLogger(tracking["wandb"], files.folder))
 
     def start(self, run_id: str, hparams: dict, record) -> None:
         for logger in self.loggers:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -34,21 +34,26 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def collect_provenance(code_dir: Path, device: str, environ=os.environ) -> dict:
+def collect_provenance(code_dir: Path, device: str, scheduler_job: Mapping[str, str | None]) -> dict:
+    """Code, packages, machine and ``scheduler_job`` (from :func:`scheduler_job`) of a run."""
     return {
         **git_state(code_dir),
         "python": platform.python_version(),
         "torch": package_version("torch"),
         "snakemake": package_version("snakemake"),
         "host": socket.gethostname(),
-        "slurm_job_id": environ.get("SLURM_JOB_ID"),
-        "slurm_partition": environ.get("SLURM_JOB_PARTITION"),
+        **scheduler_job,
         "device": device,
     }
 
 
+def scheduler_job(environ: Mapping[str, str]) -> dict:
+    """The SLURM job a process runs in (both None outside SLURM)."""
+    return {"slurm_job_id": environ.get("SLURM_JOB_ID"), "slurm_partition": environ.get("SLURM_JOB_PARTITION")}
+
+
 def scheduler_request(
-    threads: int, mem_mb: int | None, gpus: int, runtime_minutes: int | None, environ=os.environ
+    threads: int, mem_mb: int | None, gpus: int, runtime_minutes: int | None, environ: Mapping[str, str]
 ) -> dict:
     """What a SLURM job asked for (its cores from SLURM itself); empty for a local run, which has no allocation."""
     if not environ.get("SLURM_JOB_ID"):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mlpipe.io import read_json, write_json
 
-RUN_INFO_NAME = "run_info.json"
 RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
 
 
@@ -21,8 +20,8 @@ def now() -> str:
 
 
 class RunRecord:
-    def __init__(self, run_dir: Path, run_id: str, hparams: dict, provenance: dict, requested: dict):
-        self.path = run_dir / RUN_INFO_NAME
+    def __init__(self, path: Path, run_id: str, hparams: dict, provenance: dict, requested: dict):
+        self.path = path
         earlier = read_json(self.path) if self.path.exists() else {}
         self.info = {
             "run_id": run_id,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from mlpipe.layout import RunFiles
 from mlpipe.tracking.loggers import EpochLoggers
 from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord
 
@@ -34,12 +35,13 @@ class RunTracking:
         exit_code_interrupted: int,
         progress: Callable[[], dict],
     ):
+        self.files = RunFiles.of(run_dir)
         if not resumed:  # a fresh start: curves of an earlier attempt would be mixed in
-            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+            shutil.rmtree(self.files.tensorboard, ignore_errors=True)
         self.started = time.perf_counter()
         self.device, self.exit_code_interrupted, self.progress = device, exit_code_interrupted, progress
-        self.record = RunRecord(run_dir, run_id, hparams, provenance, requested)
-        self.run_dir, self.run_id, self.hparams, self.tracking = run_dir, run_id, hparams, tracking
+        self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested)
+        self.run_id, self.hparams, self.tracking = run_id, hparams, tracking
         self.loggers: EpochLoggers | None = None
 
     def epoch(self, row: dict) -> None:
@@ -47,7 +49,7 @@ class RunTracking:
 
     def __enter__(self) -> RunTracking:
         try:  # a tracker that cannot start is a setup error: fail now, recorded, not hours later
-            self.loggers = EpochLoggers(self.tracking, self.run_dir, self.run_dir.parent.parent, Path.cwd().name)
+            self.loggers = EpochLoggers(self.tracking, self.files)
             self.loggers.start(self.run_id, self.hparams, self.record)
         except Exception as error:
             self.record.end(FAILED, usage=self.usage(), error=f"{type(error).__name__}: {error}")

@@ -17,13 +17,11 @@ interrupted, which is what makes resume bit-identical.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mlpipe.io import read_json
-from mlpipe.layout import META_NAME
+from mlpipe.processed import Normalizer
 
 COPY_CHUNK_BYTES = 256 << 20
 
@@ -48,17 +46,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(entropy))
 
 
-def load_split(processed_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a split's images (N, C, H, W uint8) and load its labels (int64)."""
-    images = np.load(processed_dir / f"{split}_images.npy", mmap_mode="r")
-    labels = np.load(processed_dir / f"{split}_labels.npy")
-    return images, labels
-
-
-def load_meta(processed_dir: Path) -> dict:
-    return read_json(processed_dir / META_NAME)
-
-
 def fits_on_device(nbytes: int, device: torch.device, headroom: float) -> bool:
     if device.type != "cuda":
         return True
@@ -73,20 +60,6 @@ def to_device_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     for start in range(0, len(array), rows):
         tensor[start : start + rows].copy_(torch.from_numpy(np.array(array[start : start + rows])))
     return tensor
-
-
-class Normalizer:
-    """uint8 -> float, (x / 255 - mean) / std as one multiply-add."""
-
-    def __init__(self, mean: list[float], std: list[float], device: torch.device, channels_last: bool):
-        std_tensor = torch.tensor(std, device=device).clamp_min(1e-8)
-        self.scale = (1 / (255 * std_tensor)).view(1, -1, 1, 1)
-        self.offset = (-torch.tensor(mean, device=device) / std_tensor).view(1, -1, 1, 1)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        out = torch.addcmul(self.offset, images.float(), self.scale)
-        return out.contiguous(memory_format=self.memory_format)
 
 
 class TrainBatches:
@@ -179,13 +152,3 @@ def random_crop(images: torch.Tensor, shifts: torch.Tensor, padding: int) -> tor
     batch_index = torch.arange(batch, device=images.device).view(batch, 1, 1, 1)
     channel_index = torch.arange(channels, device=images.device).view(1, channels, 1, 1)
     return padded[batch_index, channel_index, rows, cols]
-
-
-def eval_batches(images, labels, batch_size: int, device: torch.device, normalizer: Normalizer):
-    """Fixed-order batches for evaluation, from device tensors or (memory-mapped) host arrays."""
-    for start in range(0, len(labels), batch_size):
-        batch_images, batch_labels = images[start : start + batch_size], labels[start : start + batch_size]
-        if isinstance(batch_images, np.ndarray):
-            batch_images = torch.from_numpy(np.array(batch_images))
-            batch_labels = torch.from_numpy(np.asarray(batch_labels))
-        yield normalizer(batch_images.to(device, non_blocking=True)), batch_labels.to(device, non_blocking=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -24,14 +24,14 @@ class ProcessGroup:
         return self.world_size > 1
 
 
-def launched_by_torchrun() -> bool:
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+def launched_by_torchrun(environ: Mapping[str, str]) -> bool:
+    return "LOCAL_RANK" in environ and "WORLD_SIZE" in environ
 
 
-def init_process_group(use_cuda: bool) -> ProcessGroup:
-    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+def init_process_group(use_cuda: bool, local_rank: int, world_size: int) -> ProcessGroup:
+    """Join the job's process group (torchrun's rendezvous, read by torch from the environment)."""
+    if world_size == 1:
         return ProcessGroup()
-    local_rank = int(os.environ["LOCAL_RANK"])
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")

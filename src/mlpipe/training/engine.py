@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mlpipe.training.device import Precision
+from mlpipe.device import Precision
 from mlpipe.training.distributed import ProcessGroup
 from mlpipe.training.ema import WeightAverage
 from mlpipe.training.optim import build_optimizer

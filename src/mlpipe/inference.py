@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mlpipe.training.data import Normalizer, eval_batches
-from mlpipe.training.device import Precision
+from mlpipe.device import Precision
+from mlpipe.processed import Normalizer, eval_batches
 
 
 @torch.no_grad()

@@ -1,42 +1,31 @@
-"""Real datasets, offline: archives in the true formats served by a real HTTP server on 127.0.0.1."""
+"""Download, offline: archives in the true formats served by a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import io
 import json
-import pickle
 import tarfile
-from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
 from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, snakemake
-from dataset_files import DatasetServer, cifar_archive, md5, mnist_files, tar_gz
+from dataset_files import (
+    CIFAR_FILE,
+    DatasetServer,
+    cifar_archive,
+    cifar_catalog,
+    md5,
+    mnist_files,
+    tar_gz,
+    write_catalog,
+)
 from mlpipe.download.archives import CorruptArchiveError, UnsafeArchiveError, extract_tar
 from mlpipe.download.catalog import dataset_spec
 from mlpipe.download.stage import download_dataset
 from mlpipe.download.transfer import ChecksumError, DownloadError, fetch
-from mlpipe.formats.cifar import load_batch
-from mlpipe.preprocess.image_folder import CorruptImageError
 from mlpipe.preprocess.stage import preprocess_dataset
-from mlpipe.training.staging import stage_processed
 
-CIFAR_FILE = "cifar-10-python.tar.gz"
 SPLIT = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
-
-
-def write_catalog(path: Path, entries: dict) -> Path:
-    path.write_text(yaml.safe_dump(entries))
-    return path
-
-
-def cifar_catalog(tmp_path: Path, archive: bytes) -> Path:
-    """The built-in CIFAR-10 entry with the checksum of the archive the test made."""
-    return write_catalog(
-        tmp_path / "catalog.yaml", {"cifar10": {"files": [{"filename": CIFAR_FILE, "md5": md5(archive)}]}}
-    )
 
 
 def test_builtin_entries_carry_torchvisions_official_locations_and_checksums():
@@ -209,31 +198,12 @@ def test_unsafe_archive_members_are_refused_by_name(tmp_path, member, reason):
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
-def test_cifar_batches_are_unpickled_without_running_code(tmp_path):
-    class Exploit:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    path = tmp_path / "data_batch_1"
-    path.write_bytes(pickle.dumps({b"data": Exploit()}))
-    with pytest.raises(ValueError, match=r"refusing to load builtins.print"):
-        load_batch(path)
-
-
-def test_cifar100_uses_fine_labels_and_its_meta_file(tmp_path):
-    archive = cifar_archive(per_batch=20, test=100, fine=True)
-    catalog = write_catalog(
-        tmp_path / "catalog.yaml",
-        {"cifar100": {"files": [{"filename": "cifar-100-python.tar.gz", "md5": md5(archive)}]}},
-    )
-    (tmp_path / "lab").mkdir()
-    (tmp_path / "lab" / "cifar-100-python.tar.gz").write_bytes(archive)
-    download_dataset(
-        {"name": "cifar100", "local_dir": str(tmp_path / "lab"), "catalog": str(catalog)}, tmp_path / "raw"
-    )
-    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", SPLIT)
-    assert meta["num_classes"] == 100 and meta["counts"]["test"] == 100
-    assert np.load(tmp_path / "processed" / "test_labels.npy").max() == 99
+def test_unsafe_member_inside_a_downloaded_dataset_stops_the_download(tmp_path):
+    archive = tar_gz({"cifar-10-batches-py/../../../etc/cron.d/evil": b"x"})
+    catalog = cifar_catalog(tmp_path, archive)
+    with DatasetServer({CIFAR_FILE: archive}) as server, pytest.raises(UnsafeArchiveError, match="refusing member"):
+        download_dataset({"name": "cifar10", "mirror": server.url, "catalog": str(catalog)}, tmp_path / "raw")
+    assert not (tmp_path / "raw" / "manifest.json").exists() and not (tmp_path / "raw" / "extracted").exists()
 
 
 def test_a_local_copy_is_verified_and_used_without_any_network(tmp_path):
@@ -263,113 +233,3 @@ def test_a_corrupt_local_copy_is_refused(tmp_path):
     }
     with pytest.raises(ChecksumError, match=f"lab/{CIFAR_FILE}: checksum mismatch"):
         download_dataset(settings, tmp_path / "raw")
-
-
-def make_image_folder(root: Path, corrupt: bool = False) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(["dogs", "cats", "birds"]):  # classes come out sorted: birds, cats, dogs
-        (root / name).mkdir(parents=True)
-        for index in range(10):
-            size = (20 + index, 30 - index)
-            if index % 2:
-                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / name / f"{index}.jpg")
-            else:
-                Image.fromarray(np.full(size, 40 * label, dtype=np.uint8), mode="L").save(root / name / f"{index}.png")
-    if corrupt:
-        (root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    return root
-
-
-def image_folder_settings(root: Path, **overrides) -> dict:
-    return {
-        "name": "image_folder",
-        **SPLIT,
-        "image_folder": {
-            "root": str(root),
-            "size": [16, 12],
-            "channels": 3,
-            "skip_corrupt": False,
-            "split_folders": False,
-        }
-        | overrides,
-    }
-
-
-def test_an_image_folder_becomes_arrays_of_the_configured_size(tmp_path):
-    settings = image_folder_settings(make_image_folder(tmp_path / "images"))
-    download_dataset(settings, tmp_path / "raw")
-    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings, threads=2)
-    assert meta["classes"] == ["birds", "cats", "dogs"] and meta["shape"] == [3, 16, 12]
-    assert sum(meta["counts"].values()) == 30
-    assert not list((tmp_path / "processed").glob(".decoded*"))
-
-
-def test_a_corrupt_image_is_an_error_naming_the_file(tmp_path):
-    settings = image_folder_settings(make_image_folder(tmp_path / "images", corrupt=True))
-    download_dataset(settings, tmp_path / "raw")
-    with pytest.raises(CorruptImageError, match=r"cats/broken.png: cannot decode image"):
-        preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
-    assert not (tmp_path / "processed" / "meta.json").exists()
-    assert not list((tmp_path / "processed").glob("*.npy")) and not list((tmp_path / "processed").glob(".*"))
-
-
-def test_corrupt_images_can_be_skipped_and_counted(tmp_path):
-    settings = image_folder_settings(
-        make_image_folder(tmp_path / "images", corrupt=True), skip_corrupt=True, channels=1
-    )
-    download_dataset(settings, tmp_path / "raw")
-    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
-    assert meta["skipped"] == {"count": 1, "files": ["cats/broken.png"]}
-    assert sum(meta["counts"].values()) == 30 and meta["shape"] == [1, 16, 12]
-
-
-def test_explicit_split_folders_are_kept(tmp_path):
-    for split in ("train", "val", "test"):
-        make_image_folder(tmp_path / "images" / split)
-    settings = image_folder_settings(tmp_path / "images", split_folders=True)
-    download_dataset(settings, tmp_path / "raw")
-    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
-    assert meta["counts"] == {"train": 30, "val": 30, "test": 30}
-
-
-def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path):
-    root = make_image_folder(tmp_path / "images")
-    workdir = copy_workflow(tmp_path / "project")
-    edit_config(
-        workdir,
-        SMALL_CONFIG_OVERRIDES
-        | {
-            "dataset": {"name": "image_folder", "image_folder": {"root": str(root), "size": [16, 16], "channels": 1}},
-            "train": {"epochs": 2, "batch_size": 8},
-            "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]},
-            "train_job": {"stage_to_tmpdir": True},
-        },
-    )
-    (tmp_path / "node-local").mkdir()  # a job's $TMPDIR on a compute node
-    snakemake(workdir, "--cores", "2", env={"TMPDIR": str(tmp_path / "node-local")})
-    train_log = (workdir / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
-    assert f"to {tmp_path / 'node-local' / 'mlpipe-data' / 'image_folder'}" in train_log  # read from the staged copy
-    meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
-    assert meta["classes"] == ["birds", "cats", "dogs"]
-    assert (workdir / "results" / "plots" / "confusion_best.png").exists()
-
-
-def test_processed_data_is_staged_to_tmpdir(tmp_path):
-    settings = image_folder_settings(make_image_folder(tmp_path / "images"))
-    download_dataset(settings, tmp_path / "raw")
-    preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
-    staged = stage_processed(tmp_path / "processed", {"TMPDIR": str(tmp_path / "node-local")})
-    assert staged == tmp_path / "node-local" / "mlpipe-data" / "processed"
-    for name in ("train_images.npy", "test_labels.npy", "meta.json"):
-        assert (staged / name).read_bytes() == (tmp_path / "processed" / name).read_bytes()
-    assert stage_processed(tmp_path / "processed", {}) == tmp_path / "processed"
-
-
-def test_unsafe_member_inside_a_downloaded_dataset_stops_the_download(tmp_path):
-    archive = tar_gz({"cifar-10-batches-py/../../../etc/cron.d/evil": b"x"})
-    catalog = cifar_catalog(tmp_path, archive)
-    with DatasetServer({CIFAR_FILE: archive}) as server, pytest.raises(UnsafeArchiveError, match="refusing member"):
-        download_dataset({"name": "cifar10", "mirror": server.url, "catalog": str(catalog)}, tmp_path / "raw")
-    assert not (tmp_path / "raw" / "manifest.json").exists() and not (tmp_path / "raw" / "extracted").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +22,8 @@ class Precision:
     needs_grad_scaler: bool
 
 
-def allow_cpu_from_env() -> bool:
-    return os.environ.get(ALLOW_CPU_ENV, "").lower() in {"1", "true", "yes"}
+def allow_cpu_from_env(environ: Mapping[str, str]) -> bool:
+    return environ.get(ALLOW_CPU_ENV, "").lower() in {"1", "true", "yes"}
 
 
 def choose_device(gpus_requested: int, local_rank: int = 0, allow_cpu: bool = False) -> torch.device:

@@ -18,13 +18,17 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake
+from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake, train_command
 from local_slurm import LocalSlurm, missing_requirements, wait_until
 from mlpipe.training.checkpoint import load_checkpoint
 
 ACCOUNT = "pas0001"
+
+
 # Only the plugin's first status check is brought forward (40 s by default) so the test takes minutes.
 FAST_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
+
+
 SUBMITTED_RULES = {"download", "preprocess", "train", "evaluate"}  # summarize, plot and all are local rules
 
 
@@ -301,23 +305,14 @@ def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, slurm_
     # Resumed on the other side of a SLURM retry, the run ends bit-identical to an uninterrupted one:
     # the same hyperparameters on the same processed data, trained here in one go with the same threads.
     run_config = json.loads((osc_workflow / "results" / "runs" / run_id / "run_config.json").read_text())
-    reference = tmp_path / "uninterrupted"
-    command = [
-        sys.executable,
-        str(osc_workflow / "scripts" / "train.py"),
-        "--run-id",
-        run_id,
-        "--hparams",
+    reference = tmp_path / "uninterrupted" / run_id
+    command = train_command(
+        reference,
+        slurm_study.scratch / "data" / "processed" / "digits",
         json.dumps(run_config["hparams"]),
-        "--processed-dir",
-        str(slurm_study.scratch / "data" / "processed" / "digits"),
-        "--out-dir",
-        str(reference / "out"),
-        "--state-dir",
-        str(reference / "state"),
         "--threads",
         str(run_config["torch_threads"]),
-    ]
+    )
     subprocess.run(command, env=job_env(), check=True, capture_output=True)
     resumed = load_checkpoint(osc_workflow / "results" / "runs" / run_id / "last.pt")["state_dict"]
     uninterrupted = load_checkpoint(reference / "out" / "last.pt")["state_dict"]

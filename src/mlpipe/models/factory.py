@@ -1,4 +1,4 @@
-"""Model registry: names to constructors, checked without importing torch.
+"""Model factory: names to constructors, checked without importing torch.
 
 Config checks run every time Snakemake parses the workflow, so naming a model must stay
 cheap: built-in models are listed here as import paths, and torchvision is imported only

@@ -1,0 +1,66 @@
+"""What a finished run leaves behind: its metrics table, its weights and its run config."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mlpipe.io import atomic_path, write_csv, write_json
+from mlpipe.layout import METRIC_COLUMNS, RunFiles
+from mlpipe.training.checkpoint import save_checkpoint
+from mlpipe.training.progress import Progress
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    """Where a training job writes: its declared outputs, written when training completes, and its records."""
+
+    metrics: Path
+    best: Path
+    last: Path
+    run_config: Path
+    run_dir: Path  # the run's folder, where it keeps its records while it trains (see ``records``)
+
+    @property
+    def records(self) -> RunFiles:
+        """run_info.json and the trackers' folders: not declared outputs, so a failed job keeps them."""
+        return RunFiles.of(self.run_dir)
+
+
+def weights(model: torch.nn.Module, hparams: dict, meta: dict, epoch: int, val_acc: float) -> dict:
+    """A self-describing weights file: enough to rebuild the model and normalise its inputs."""
+    return {
+        "model": hparams["model"],
+        "in_channels": meta["shape"][0],
+        "num_classes": meta["num_classes"],
+        "classes": meta["classes"],
+        "mean": meta["mean"],
+        "std": meta["std"],
+        "epoch": epoch,
+        "val_acc": val_acc,
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+    }
+
+
+def write_outputs(
+    outputs: TrainOutputs, best_weights: Path, last_weights: dict, progress: Progress, run_config: dict
+) -> None:
+    """The declared outputs of a finished run; ``best_weights`` is the best epoch's file kept under the state dir."""
+    write_csv(outputs.metrics, progress.rows, METRIC_COLUMNS)
+    save_checkpoint(outputs.last, last_weights)
+    with atomic_path(outputs.best) as tmp:
+        shutil.copyfile(best_weights, tmp)
+    write_json(
+        outputs.run_config,
+        run_config
+        | {
+            "best_epoch": progress.best_epoch,
+            "best_val_acc": progress.best_val_acc,
+            "best_val_loss": progress.best_val_loss,
+            "train_seconds": progress.train_seconds,
+            "torch": torch.__version__,
+        },
+    )

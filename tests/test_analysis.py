@@ -1,0 +1,222 @@
+"""The analysis of a sweep: the run registry, seed statistics, the best configuration, excluded runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from conftest import STUDY_RUN_IDS as RUN_IDS
+from conftest import planned_jobs, snakemake
+from mlpipe.analysis.registry import build_registry
+from mlpipe.analysis.stats import seed_statistics
+from mlpipe.analysis.summary import summarize_sweep
+from mlpipe.io import write_csv, write_json
+from mlpipe.layout import RunFiles
+from mlpipe.tracking.run_record import RunRecord
+
+
+def test_registry_holds_every_run_and_every_epoch_metric(finished_workflow):
+    connection = sqlite3.connect(finished_workflow / "results" / "registry.sqlite")
+    rows = connection.execute("SELECT run_id, status, hparams, device, torch FROM runs ORDER BY run_id").fetchall()
+    assert [row[0] for row in rows] == RUN_IDS
+    assert all(row[1] == "finished" and row[3] == "cpu" and row[4] for row in rows)
+    assert json.loads(rows[2][2])["lr"] == 0.1
+    (count,) = connection.execute("SELECT COUNT(*) FROM epochs").fetchone()
+    assert count == 4 * 3 * 7  # runs x epochs x metrics
+    (value,) = connection.execute(
+        "SELECT value FROM epochs WHERE run_id = ? AND epoch = 2 AND metric = 'val_acc'", (RUN_IDS[1],)
+    ).fetchone()
+    metrics = pd.read_csv(finished_workflow / "results" / "runs" / RUN_IDS[1] / "metrics.csv")
+    assert value == metrics.loc[metrics["epoch"] == 2, "val_acc"].item()
+
+
+def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: float = 1.0) -> None:
+    """A run folder as a training job leaves it, written through the same writers, many times over."""
+    run_id = f"run-{index}"
+    run_dir = runs_dir / run_id
+    record = RunRecord(
+        RunFiles.of(run_dir).run_info, run_id, {"lr": lr, "seed": index}, {"host": f"node{index}"}, {"gpus": 1}
+    )
+    rows = []
+    for epoch in range(1, 21):
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": 1 / epoch,
+                "train_acc": 0.5,
+                "val_loss": 1.0,
+                "val_acc": epoch / 20,
+                "lr": 0.1,
+                "epoch_seconds": 1.0,
+                "images_per_second": 100.0,
+            }
+        )
+        record.update(usage={"epochs_done": epoch})
+        write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
+    write_json(
+        run_dir / "run_config.json",
+        {
+            "hparams": {"lr": lr, "seed": index},
+            "best_val_acc": 1.0,
+            "best_val_loss": best_val_loss,
+            "best_epoch": 20,
+            "train_seconds": 20.0,
+        },
+    )
+    write_json(run_dir / "evaluation.json", {"test_accuracy": 0.9})
+    (run_dir / "confusion.csv").write_text("true_class,a,b\na,1,0\nb,0,1\n")
+    record.end("finished", usage={"wall_seconds": 21.0})
+
+
+def test_many_jobs_writing_at_once_lose_no_row(tmp_path):
+    runs_dir = tmp_path / "runs"
+    count = 12
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        pool.starmap(write_fake_run, [(runs_dir, index) for index in range(count)])
+    run_ids = [f"run-{index}" for index in range(count)]
+    assert build_registry(runs_dir, run_ids, tmp_path / "registry.sqlite", tmp_path / "provenance.csv") == count
+    connection = sqlite3.connect(tmp_path / "registry.sqlite")
+    assert connection.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone() == (count,)
+    assert connection.execute("SELECT COUNT(*) FROM epochs").fetchone() == (count * 20 * 7,)
+    assert sorted(pd.read_csv(tmp_path / "provenance.csv")["host"]) == sorted(f"node{index}" for index in range(count))
+
+
+def test_seed_statistics_mean_std_interval_and_rank_by_validation_only():
+    summary = pd.DataFrame(
+        {
+            "run_id": list("abcde"),
+            "lr": [0.1, 0.1, 0.1, 0.2, 0.2],
+            "seed": [0, 1, 2, 0, 1],
+            "best_val_acc": [0.90, 0.92, 0.94, 0.80, 0.82],
+            "best_val_loss": [0.3, 0.2, 0.1, 0.5, 0.4],
+            "test_acc": [0.70, 0.72, 0.74, 0.99, 0.99],  # lr 0.2 tests better but validates worse: it must not win
+            "train_seconds": [10.0, 11.0, 12.0, 5.0, 5.0],
+        }
+    )
+    table = seed_statistics(summary, ["lr"]).set_index("configuration")
+    assert list(table.index) == ["lr=0.1", "lr=0.2"] and table.loc["lr=0.1", "rank"] == 1
+    row = table.loc["lr=0.1"]
+    assert row["best_val_acc_mean"] == pytest.approx(0.92) and row["best_val_acc_std"] == pytest.approx(0.02)
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    assert row["best_val_acc_ci95_low"] == pytest.approx(0.92 - half)
+    assert row["best_val_acc_ci95_high"] == pytest.approx(0.92 + half)
+    assert row["best_val_acc_n"] == 3 and row["seeds"] == "0 1 2"
+
+
+def test_a_tie_on_validation_accuracy_goes_to_the_lower_validation_loss():
+    summary = pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "lr": [0.1, 0.1, 0.2, 0.2],
+            "seed": [0, 1, 0, 1],
+            "best_val_acc": [1.0, 1.0, 1.0, 1.0],  # a small validation set: every configuration gets 100 %
+            "best_val_loss": [0.05, 0.07, 0.02, 0.03],
+            "test_acc": [0.99, 0.99, 0.97, 0.97],
+            "train_seconds": [1.0] * 4,
+        }
+    )
+    assert seed_statistics(summary, ["lr"])["configuration"].tolist() == ["lr=0.2", "lr=0.1"]
+
+
+def test_accuracy_intervals_stay_within_zero_and_one():
+    summary = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "lr": [0.1, 0.1],
+            "seed": [0, 1],
+            "best_val_acc": [1.0, 0.98],
+            "best_val_loss": [-1.0, 1.0],  # (not a real loss: shows that unbounded metrics are not cut)
+            "test_acc": [0.99, 0.97],
+            "train_seconds": [1.0, 3.0],
+        }
+    )
+    row = seed_statistics(summary, ["lr"]).iloc[0]
+    assert row["best_val_acc_ci95_high"] == 1.0 and row["test_acc_ci95_high"] == 1.0  # the t-interval passes 1
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)
+    assert row["best_val_loss_ci95_low"] == pytest.approx(-half) and row["train_seconds_ci95_low"] < 0
+
+
+def test_best_config_says_when_validation_loss_broke_a_tie(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for index, (lr, loss) in enumerate([(0.1, 0.5), (0.1, 0.5), (0.2, 0.1), (0.2, 0.2)]):
+        write_fake_run(runs_dir, index, lr=lr, best_val_loss=loss)
+    out = {name: tmp_path / f"{name}.csv" for name in ("summary", "comparison", "resources", "excluded")}
+    out["best_config"] = tmp_path / "best_config.yaml"
+    summarize_sweep(runs_dir, [f"run-{index}" for index in range(4)], ["lr"], out)
+    text = out["best_config"].read_text()
+    assert text.splitlines()[0].endswith("lr=0.2") and "2 configurations tie on it (1.0000)" in text
+    assert yaml.safe_load(text)["train"] == {"lr": 0.2}
+
+
+def test_a_single_seed_has_no_interval():
+    summary = pd.DataFrame(
+        {
+            "run_id": ["a"],
+            "lr": [0.1],
+            "seed": [0],
+            "best_val_acc": [0.9],
+            "best_val_loss": [0.3],
+            "test_acc": [0.8],
+            "train_seconds": [1.0],
+        }
+    )
+    row = seed_statistics(summary, ["lr"]).iloc[0]
+    assert row["test_acc_n"] == 1 and math.isnan(row["test_acc_std"]) and math.isnan(row["test_acc_ci95_low"])
+
+
+def test_comparison_table_and_best_config_of_the_study(finished_workflow):
+    results = finished_workflow / "results"
+    comparison = pd.read_csv(results / "comparison.csv")
+    summary = pd.read_csv(results / "summary.csv")
+    assert list(comparison["configuration"]) in (["lr=0.05", "lr=0.1"], ["lr=0.1", "lr=0.05"])
+    assert (comparison["test_acc_n"] == 2).all()
+    means = summary.groupby("lr")["best_val_acc"].mean()
+    assert comparison.iloc[0]["best_val_acc_mean"] == pytest.approx(means.max())
+    best = yaml.safe_load((results / "best_config.yaml").read_text())
+    assert best["train"]["lr"] == comparison.iloc[0]["lr"] and best["sweep"] == {
+        "grid": {"lr": [best["train"]["lr"]]},
+        "seeds": [0, 1],
+    }
+
+
+def test_best_config_fed_back_trains_only_that_configuration(finished_copy):
+    best_config = finished_copy / "results" / "best_config.yaml"
+    # Its runs exist already: no training, only the tables of the (now smaller) study are redone.
+    assert planned_jobs(finished_copy, "--configfile", str(best_config)) == {
+        "summarize": 1,
+        "registry": 1,
+        "plot": 1,
+        "all": 1,
+    }
+    # With one more seed, only that configuration trains again.
+    config = yaml.safe_load(best_config.read_text())
+    config["sweep"]["seeds"] = [0, 1, 7]
+    best_config.write_text(yaml.safe_dump(config))
+    planned = planned_jobs(finished_copy, "--configfile", str(best_config))
+    assert planned["train"] == 1 and planned["evaluate"] == 1
+
+
+def test_a_corrupt_run_folder_is_excluded_by_name_not_a_crash(finished_copy):
+    broken = finished_copy / "results" / "runs" / RUN_IDS[1] / "evaluation.json"
+    broken.write_text('{"test_accuracy": ')
+    snakemake(finished_copy, "--cores", "1")
+    excluded = pd.read_csv(finished_copy / "results" / "excluded_runs.csv")
+    assert excluded["run_id"].tolist() == [RUN_IDS[1]]
+    assert excluded["reason"].item().startswith(f"results/runs/{RUN_IDS[1]}/evaluation.json: not valid JSON")
+    summary = pd.read_csv(finished_copy / "results" / "summary.csv")
+    assert RUN_IDS[1] not in set(summary["run_id"]) and len(summary) == 3
+
+
+def test_local_runs_have_no_scheduler_request_to_flag(finished_workflow):
+    resources = pd.read_csv(finished_workflow / "results" / "resources.csv")
+    assert list(resources["run_id"]) == RUN_IDS
+    assert resources["status"].eq("finished").all() and resources["runtime_asked_min"].isna().all()
+    assert resources["oversized"].isna().all() and (resources["wall_used_min"] > 0).all()
