@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # no display on compute nodes
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from mlpipe.analysis.stats import ACCURACY_BOUNDS, configuration_label, mean_and_interval
 from mlpipe.io import atomic_path
@@ -57,6 +58,7 @@ def plot_learning_curves(metrics: dict[str, pd.DataFrame], by_configuration: dic
     acc_axis.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     for axis in (loss_axis, acc_axis):
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.5, 2.5
     acc_axis.legend(fontsize="small", loc="lower right")
     save_figure(figure, path)
 

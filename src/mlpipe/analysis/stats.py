@@ -7,12 +7,18 @@ import math
 import pandas as pd
 from scipy import stats
 
-COMPARED_METRICS = ("best_val_acc", "best_val_loss", "test_acc", "train_seconds")
 CONFIDENCE = 0.95
-# Accuracies live in [0, 1]: their intervals are cut there (a t-interval over few seeds can pass 1).
+# Each compared metric with the range it lives in: a t-interval over few seeds can pass 1 or fall below 0,
+# and an interval is cut to its metric's range (accuracies to [0, 1]; losses and seconds at 0).
 ACCURACY_BOUNDS = (0.0, 1.0)
+NON_NEGATIVE = (0.0, math.inf)
 UNBOUNDED = (-math.inf, math.inf)
-ACCURACY_METRICS = ("best_val_acc", "test_acc")
+COMPARED_METRICS = {
+    "best_val_acc": ACCURACY_BOUNDS,
+    "best_val_loss": NON_NEGATIVE,
+    "test_acc": ACCURACY_BOUNDS,
+    "train_seconds": NON_NEGATIVE,
+}
 
 
 def configuration_label(values: dict) -> str:
@@ -39,8 +45,7 @@ def seed_statistics(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     for key, group in groups:
         values = dict(zip(swept, key if isinstance(key, tuple) else (key,)))
         row = {"configuration": configuration_label(values), **values}
-        for metric in COMPARED_METRICS:
-            bounds = ACCURACY_BOUNDS if metric in ACCURACY_METRICS else UNBOUNDED
+        for metric, bounds in COMPARED_METRICS.items():
             for statistic, value in mean_and_interval(group[metric], bounds).items():
                 row[f"{metric}_{statistic}"] = value
         row["seeds"] = " ".join(str(seed) for seed in sorted(group["seed"]))
