@@ -233,3 +233,37 @@ def test_a_corrupt_local_copy_is_refused(tmp_path):
     }
     with pytest.raises(ChecksumError, match=f"lab/{CIFAR_FILE}: checksum mismatch"):
         download_dataset(settings, tmp_path / "raw")
+
+
+@pytest.mark.parametrize(
+    "catalog_text, message",
+    [
+        (
+            "cifar10:\n  files: [{filename: cifar-10-python.tar.gz, md5: c58f30108f718f92721af3b95e74349a}\n",
+            "dataset.catalog: {catalog}, line 3, column 1: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence on line 2)",
+        ),
+        (
+            "cifar10:\n  files:\n    - {filename: cifar-10-python.tar.gz, md5: 00000000000000000000000000000000}\n",
+            "dataset.catalog {catalog}, entry 'cifar10': files[0].md5 0 is not 32 hexadecimal characters; "
+            "put it in quotes (YAML reads an unquoted run of digits as a number)",
+        ),
+        (
+            "cifar10:\n  files:\n    - {filename: cifar-10-python.tar.gz, md5: c58f30108f718f92}\n",
+            "dataset.catalog {catalog}, entry 'cifar10': files[0].md5 'c58f30108f718f92' is not 32 hexadecimal "
+            "characters",
+        ),
+    ],
+    ids=["unclosed-bracket", "md5-read-as-a-number", "md5-too-short"],
+)
+def test_a_bad_catalog_stops_snakemake_with_one_line_before_any_download(workflow_copy, catalog_text, message):
+    catalog = workflow_copy / "catalog.yaml"
+    catalog.write_text(catalog_text)
+    edit_config(workflow_copy, {"dataset": {"name": "cifar10", "catalog": str(catalog)}})
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()][-1] == "config error: " + message.format(
+        catalog=catalog
+    )
+    assert "Traceback" not in result.stderr
+    assert not (workflow_copy / "data").exists()
