@@ -225,3 +225,16 @@ def test_nested_command_line_config_values_take_the_schemas_types(workflow_copy:
     assert [line for line in wrong.stderr.splitlines() if line.strip()][-1] == (
         "config error: train.epochs: 'two' is not of type 'integer'"
     )
+
+
+def test_a_yaml_syntax_error_in_config_yaml_is_named_with_its_line(workflow_copy: Path):
+    config_file = workflow_copy / "config" / "config.yaml"
+    lines = config_file.read_text().splitlines()
+    lines[lines.index("  epochs: 3")] = "  epochs: [3"
+    config_file.write_text("\n".join(lines) + "\n")
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    last_line = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last_line.startswith("config error: config/config.yaml, line ")
+    assert "(while parsing a flow sequence on line " in last_line
+    assert "Traceback" not in result.stderr
