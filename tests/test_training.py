@@ -431,3 +431,31 @@ def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path
     meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
     assert meta["classes"] == ["birds", "cats", "dogs"]
     assert (workdir / "results" / "plots" / "confusion_best.png").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut to half its size"])
+def test_an_unreadable_resume_file_is_moved_aside_and_the_run_starts_fresh(finished_copy, damage):
+    run_id = "lr-0.05_seed-0"
+    resume = finished_copy / "data" / "checkpoints" / run_id / "resume.pt"
+    saved = resume.read_bytes()
+    damaged = b"not a checkpoint\n" * 64 if damage == "garbage" else saved[: len(saved) // 2]
+    resume.write_bytes(damaged)
+    snakemake(finished_copy, "--cores", "1", "-f", f"results/runs/{run_id}/metrics.csv")
+    kept = list(resume.parent.glob("resume.unreadable-*.pt"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged  # kept for inspection, as it was
+    log = (finished_copy / "results" / "logs" / "train" / f"{run_id}.log").read_text()
+    warning = next(line for line in log.splitlines() if "cannot be read as resumable state" in line)
+    named = [path.relative_to(finished_copy) for path in (resume, kept[0])]  # the rule passes relative paths
+    assert f"{named[0]} cannot be read" in warning and f"moved to {named[1]}, starting afresh" in warning
+    assert load_checkpoint(resume)["progress"]["finished"]  # the fresh run saved its own state
+    run_info = json.loads((finished_copy / "results" / "runs" / run_id / "run_info.json").read_text())
+    assert run_info["status"] == "finished"
+
+
+def test_a_resume_file_that_holds_no_resumable_state_is_moved_aside(processed_digits, tmp_path):
+    run_dir = tmp_path / "weights-only"
+    (run_dir / "state").mkdir(parents=True)
+    torch.save({"state_dict": {}}, run_dir / "state" / "resume.pt")  # e.g. a weights file copied over it
+    run = train(run_dir, processed_digits, hparams(epochs=1))
+    assert "holds no resumable state" in run.log
+    assert len(list((run_dir / "state").glob("resume.unreadable-*.pt"))) == 1

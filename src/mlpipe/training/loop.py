@@ -178,7 +178,7 @@ def set_up(job: TrainJob) -> Run:
 
 def resume_or_start(job: TrainJob, run: Run) -> tuple[Progress, torch.Tensor | None]:
     """Continue from ``resume.pt`` when it holds this run; return the progress and a stopped epoch's sums."""
-    state = load_resumable(job.state_dir / RESUME_NAME, run.fingerprint)
+    state = load_resumable(job.state_dir / RESUME_NAME, run.fingerprint, set_aside=run.group.is_main)
     if state is None:
         if run.group.is_main:
             (job.state_dir / STATE_BEST_NAME).unlink(missing_ok=True)  # the best epoch of an earlier run
