@@ -14,6 +14,8 @@ from dataset_files import (
     DatasetServer,
     cifar_archive,
     cifar_catalog,
+    image_folder_settings,
+    make_image_folder,
     md5,
     mnist_files,
     tar_gz,
@@ -21,6 +23,7 @@ from dataset_files import (
 )
 from mlpipe.download.archives import CorruptArchiveError, UnsafeArchiveError, extract_tar
 from mlpipe.download.catalog import dataset_spec
+from mlpipe.download.image_folder import ImageFolderError
 from mlpipe.download.stage import download_dataset
 from mlpipe.download.transfer import ChecksumError, DownloadError, fetch
 from mlpipe.preprocess.stage import preprocess_dataset
@@ -267,3 +270,19 @@ def test_a_bad_catalog_stops_snakemake_with_one_line_before_any_download(workflo
     )
     assert "Traceback" not in result.stderr
     assert not (workflow_copy / "data").exists()
+
+
+@pytest.mark.parametrize("contents", [{}, {"0.gif": b"GIF89a", "notes.txt": b"zebras"}], ids=["empty", "only-gif"])
+def test_a_class_folder_without_png_or_jpeg_images_is_refused_naming_it(tmp_path, contents):
+    root = make_image_folder(tmp_path / "images")
+    (root / "zebras").mkdir()
+    for name, data in contents.items():
+        (root / "zebras" / name).write_bytes(data)
+    with pytest.raises(ImageFolderError) as error:
+        download_dataset(image_folder_settings(root), tmp_path / "raw")
+    found = f" (it holds {len(contents)} other files, e.g. 0.gif)" if contents else ""
+    assert str(error.value) == (
+        f"dataset.image_folder.root: class folder {root / 'zebras'} has no PNG or JPEG images{found}; "
+        "add some, or remove the folder"
+    )
+    assert not (tmp_path / "raw" / "manifest.json").exists()
