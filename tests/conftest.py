@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,28 @@ def edit_config(workdir: Path, overrides: dict) -> dict:
     config = deep_update(yaml.safe_load(path.read_text()), overrides)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return config
+
+
+@contextlib.contextmanager
+def unwritable_folder(folder: Path) -> Iterator[Path]:
+    """``folder``, made so that nothing can be created in it, even by root (the tests may run as root).
+
+    As root: the immutable attribute (``chattr +i``); otherwise: no write permission.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip(f"running as root and {folder}'s filesystem has no immutable attribute (chattr +i)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def job_env() -> dict:

@@ -152,3 +152,89 @@ def test_snakemake_stops_with_one_line_before_any_job(workflow_copy: Path, overr
     assert "Traceback" not in result.stderr
     assert not (workflow_copy / "data").exists()
     assert not (workflow_copy / "results" / "logs").exists()
+
+
+def test_strings_that_are_plain_numbers_are_read_as_the_schemas_types():
+    # PyYAML reads 1e-3 and 1.0e9 as strings (YAML 1.1 wants a dot and a signed exponent); --config passes
+    # nested values as strings. Both mean the number.
+    runs = checked(
+        {
+            "train": {"lr": "1e-3", "weight_decay": "1.0e-4", "epochs": "2", "flip": "true", "ema_decay": "null"},
+            "train_job": {"gpus": "2", "stage_to_tmpdir": "false"},
+            "dataset": {"image_folder": {"channels": "1", "size": ["16", "16"], "root": None}},
+            "sweep": {"grid": {"lr": ["1e-3", "1.0e9"], "batch_size": ["32"]}, "seeds": ["0", "1"]},
+        }
+    )
+    assert list(runs) == [
+        "lr-0.001_batch_size-32_seed-0",
+        "lr-0.001_batch_size-32_seed-1",
+        "lr-1e+09_batch_size-32_seed-0",
+        "lr-1e+09_batch_size-32_seed-1",
+    ]
+    first = runs["lr-0.001_batch_size-32_seed-0"]
+    assert first["lr"] == 0.001 and first["batch_size"] == 32 and first["seed"] == 0
+    assert (first["weight_decay"], first["epochs"], first["flip"], first["ema_decay"]) == (1e-4, 2, True, None)
+    assert type(first["epochs"]) is int and type(first["lr"]) is float
+
+
+def test_the_config_itself_holds_the_numbers_after_the_check():
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["train"]["lr"] = "1e-3"
+    config["train_job"]["gpus"] = "2"
+    config["sweep"]["grid"] = {"lr": ["1e-2"]}
+    check_config(config, SCHEMA)
+    assert config["train"]["lr"] == 0.001 and config["train_job"]["gpus"] == 2
+    assert config["sweep"]["grid"]["lr"] == [0.01]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"train": {"epochs": "2.5"}}, "train.epochs: '2.5' is not of type 'integer'"),
+        ({"train": {"lr": "nan"}}, "train.lr: 'nan' is not of type 'number'"),
+        ({"train": {"lr": "1e-3x"}}, "train.lr: '1e-3x' is not of type 'number'"),
+        ({"train": {"flip": "yes"}}, "train.flip: 'yes' is not of type 'boolean'"),
+        ({"train": {"model": "3"}}, "train.model: unknown model '3'"),
+        ({"train": {"epochs": "-1"}}, "train.epochs: -1 is less than the minimum of 1"),
+        ({"sweep": {"grid": {"lr": ["1e-3", "fast"]}}}, "sweep.grid.lr[1]: 'fast' is not of type 'number'"),
+        ({"dataset": {"image_folder": {"channels": "2"}}}, "dataset.image_folder.channels: '2' is not allowed;"),
+    ],
+)
+def test_strings_that_are_not_exactly_a_value_of_the_wanted_type_stay_errors(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        checked(overrides)
+    assert message in str(error.value)
+
+
+def test_a_learning_rate_written_1e_3_in_config_yaml_is_accepted(workflow_copy: Path):
+    config_file = workflow_copy / "config" / "config.yaml"
+    text = config_file.read_text()
+    assert "lr: 0.05\n" in text
+    config_file.write_text(text.replace("lr: 0.05\n", "lr: 1e-3\n").replace("- 0.05\n", "- 1e-3\n"))
+    result = snakemake(workflow_copy, "-n", "--quiet", "rules")
+    assert "train" in result.stdout
+    plan = snakemake(workflow_copy, "-n", "results/runs/lr-0.001_seed-0/metrics.csv").stdout
+    assert "lr-0.001_seed-0" in plan
+
+
+def test_nested_command_line_config_values_take_the_schemas_types(workflow_copy: Path):
+    result = snakemake(workflow_copy, "-n", "--config", "train={epochs: 2, lr: 1e-3}", "sweep={seeds: [0, 5]}")
+    assert "lr-0.05_seed-5" in result.stdout
+    wrong = snakemake(workflow_copy, "-n", "--config", "train={epochs: two}", check=False)
+    assert wrong.returncode != 0
+    assert [line for line in wrong.stderr.splitlines() if line.strip()][-1] == (
+        "config error: train.epochs: 'two' is not of type 'integer'"
+    )
+
+
+def test_a_yaml_syntax_error_in_config_yaml_is_named_with_its_line(workflow_copy: Path):
+    config_file = workflow_copy / "config" / "config.yaml"
+    lines = config_file.read_text().splitlines()
+    lines[lines.index("  epochs: 3")] = "  epochs: [3"
+    config_file.write_text("\n".join(lines) + "\n")
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    last_line = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last_line.startswith("config error: config/config.yaml, line ")
+    assert "(while parsing a flow sequence on line " in last_line
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,8 @@ from dataset_files import (
     DatasetServer,
     cifar_archive,
     cifar_catalog,
+    image_folder_settings,
+    make_image_folder,
     md5,
     mnist_files,
     tar_gz,
@@ -21,6 +23,7 @@ from dataset_files import (
 )
 from mlpipe.download.archives import CorruptArchiveError, UnsafeArchiveError, extract_tar
 from mlpipe.download.catalog import dataset_spec
+from mlpipe.download.image_folder import ImageFolderError
 from mlpipe.download.stage import download_dataset
 from mlpipe.download.transfer import ChecksumError, DownloadError, fetch
 from mlpipe.preprocess.stage import preprocess_dataset
@@ -233,3 +236,53 @@ def test_a_corrupt_local_copy_is_refused(tmp_path):
     }
     with pytest.raises(ChecksumError, match=f"lab/{CIFAR_FILE}: checksum mismatch"):
         download_dataset(settings, tmp_path / "raw")
+
+
+@pytest.mark.parametrize(
+    "catalog_text, message",
+    [
+        (
+            "cifar10:\n  files: [{filename: cifar-10-python.tar.gz, md5: c58f30108f718f92721af3b95e74349a}\n",
+            "dataset.catalog: {catalog}, line 3, column 1: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence on line 2)",
+        ),
+        (
+            "cifar10:\n  files:\n    - {filename: cifar-10-python.tar.gz, md5: 00000000000000000000000000000000}\n",
+            "dataset.catalog {catalog}, entry 'cifar10': files[0].md5 0 is not 32 hexadecimal characters; "
+            "put it in quotes (YAML reads an unquoted run of digits as a number)",
+        ),
+        (
+            "cifar10:\n  files:\n    - {filename: cifar-10-python.tar.gz, md5: c58f30108f718f92}\n",
+            "dataset.catalog {catalog}, entry 'cifar10': files[0].md5 'c58f30108f718f92' is not 32 hexadecimal "
+            "characters",
+        ),
+    ],
+    ids=["unclosed-bracket", "md5-read-as-a-number", "md5-too-short"],
+)
+def test_a_bad_catalog_stops_snakemake_with_one_line_before_any_download(workflow_copy, catalog_text, message):
+    catalog = workflow_copy / "catalog.yaml"
+    catalog.write_text(catalog_text)
+    edit_config(workflow_copy, {"dataset": {"name": "cifar10", "catalog": str(catalog)}})
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()][-1] == "config error: " + message.format(
+        catalog=catalog
+    )
+    assert "Traceback" not in result.stderr
+    assert not (workflow_copy / "data").exists()
+
+
+@pytest.mark.parametrize("contents", [{}, {"0.gif": b"GIF89a", "notes.txt": b"zebras"}], ids=["empty", "only-gif"])
+def test_a_class_folder_without_png_or_jpeg_images_is_refused_naming_it(tmp_path, contents):
+    root = make_image_folder(tmp_path / "images")
+    (root / "zebras").mkdir()
+    for name, data in contents.items():
+        (root / "zebras" / name).write_bytes(data)
+    with pytest.raises(ImageFolderError) as error:
+        download_dataset(image_folder_settings(root), tmp_path / "raw")
+    found = f" (it holds {len(contents)} other files, e.g. 0.gif)" if contents else ""
+    assert str(error.value) == (
+        f"dataset.image_folder.root: class folder {root / 'zebras'} has no PNG or JPEG images{found}; "
+        "add some, or remove the folder"
+    )
+    assert not (tmp_path / "raw" / "manifest.json").exists()

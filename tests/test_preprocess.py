@@ -13,7 +13,7 @@ from mlpipe.formats.idx import write_idx
 from mlpipe.io import write_json
 from mlpipe.layout import processed_files
 from mlpipe.preprocess.image_folder import CorruptImageError
-from mlpipe.preprocess.split import TEST, VAL, assign_source_splits, stratified_assignment
+from mlpipe.preprocess.split import TEST, VAL, SplitError, assign_source_splits, stratified_assignment
 from mlpipe.preprocess.stage import preprocess_dataset
 
 SPLIT_SETTINGS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
@@ -97,7 +97,7 @@ def test_labels_outside_the_class_list_are_refused(tmp_path):
 
 
 def test_cifar100_uses_fine_labels_and_its_meta_file(tmp_path):
-    archive = cifar_archive(per_batch=20, test=100, fine=True)
+    archive = cifar_archive(per_batch=60, test=100, fine=True)  # 3 training images per class: 1 to validation
     catalog = write_catalog(
         tmp_path / "catalog.yaml",
         {"cifar100": {"files": [{"filename": "cifar-100-python.tar.gz", "md5": md5(archive)}]}},
@@ -147,3 +147,25 @@ def test_explicit_split_folders_are_kept(tmp_path):
     download_dataset(settings, tmp_path / "raw")
     meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
     assert meta["counts"] == {"train": 30, "val": 30, "test": 30}
+
+
+def test_fractions_that_leave_a_class_without_training_images_are_refused_naming_the_keys(tmp_path):
+    download_dataset({"name": "digits"}, tmp_path / "raw")
+    split = {"val_fraction": 0.95, "test_fraction": 0.95, "split_seed": 0}
+    with pytest.raises(SplitError) as error:
+        preprocess_dataset(tmp_path / "raw", tmp_path / "processed", split)
+    message = str(error.value)
+    assert message.startswith(
+        "dataset.val_fraction 0.95 and dataset.test_fraction 0.95 leave 7 of 10 classes without training images ("
+    )
+    assert message.endswith("); lower them so that every class keeps some")
+    assert not (tmp_path / "processed").exists() or not list((tmp_path / "processed").iterdir())
+
+
+def test_a_validation_fraction_that_leaves_the_validation_split_empty_is_refused(tmp_path):
+    write_raw_dataset(tmp_path / "raw", np.zeros((60, 2, 2), np.uint8), np.arange(60, dtype=np.uint8) % 3, list("abc"))
+    with pytest.raises(SplitError, match=r"^dataset.val_fraction 0.01 leaves the validation split empty; raise it$"):
+        preprocess_dataset(
+            tmp_path / "raw", tmp_path / "out", {"val_fraction": 0.01, "test_fraction": 0.2, "split_seed": 0}
+        )
+    assert not (tmp_path / "out" / "meta.json").exists()

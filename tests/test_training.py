@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -18,17 +19,27 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake, train_command
+from conftest import (
+    REPO,
+    SMALL_CONFIG_OVERRIDES,
+    copy_workflow,
+    edit_config,
+    job_env,
+    snakemake,
+    train_command,
+    unwritable_folder,
+)
 from dataset_files import image_folder_settings, make_image_folder
 from mlpipe.config import check_config, load_schema
 from mlpipe.download.stage import download_dataset
 from mlpipe.layout import processed_files
 from mlpipe.models.factory import build_model
 from mlpipe.preprocess.stage import preprocess_dataset
-from mlpipe.processed import Normalizer
+from mlpipe.processed import REBUILD_HINT, Normalizer
 from mlpipe.training.checkpoint import load_checkpoint
 from mlpipe.training.data import Augmentation, TrainBatches, random_crop
 from mlpipe.training.ema import WeightAverage
+from mlpipe.training.model_check import ModelMismatchError, check_model_fits
 from mlpipe.training.schedule import lr_factor
 from mlpipe.training.signals import EXIT_CHECKPOINTED
 from mlpipe.training.staging import stage_processed
@@ -431,3 +442,104 @@ def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path
     meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
     assert meta["classes"] == ["birds", "cats", "dogs"]
     assert (workdir / "results" / "plots" / "confusion_best.png").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut to half its size"])
+def test_an_unreadable_resume_file_is_moved_aside_and_the_run_starts_fresh(finished_copy, damage):
+    run_id = "lr-0.05_seed-0"
+    resume = finished_copy / "data" / "checkpoints" / run_id / "resume.pt"
+    saved = resume.read_bytes()
+    damaged = b"not a checkpoint\n" * 64 if damage == "garbage" else saved[: len(saved) // 2]
+    resume.write_bytes(damaged)
+    snakemake(finished_copy, "--cores", "1", "-f", f"results/runs/{run_id}/metrics.csv")
+    kept = list(resume.parent.glob("resume.unreadable-*.pt"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged  # kept for inspection, as it was
+    log = (finished_copy / "results" / "logs" / "train" / f"{run_id}.log").read_text()
+    warning = next(line for line in log.splitlines() if "cannot be read as resumable state" in line)
+    named = [path.relative_to(finished_copy) for path in (resume, kept[0])]  # the rule passes relative paths
+    assert f"{named[0]} cannot be read" in warning and f"moved to {named[1]}, starting afresh" in warning
+    assert load_checkpoint(resume)["progress"]["finished"]  # the fresh run saved its own state
+    run_info = json.loads((finished_copy / "results" / "runs" / run_id / "run_info.json").read_text())
+    assert run_info["status"] == "finished"
+
+
+def test_a_resume_file_that_holds_no_resumable_state_is_moved_aside(processed_digits, tmp_path):
+    run_dir = tmp_path / "weights-only"
+    (run_dir / "state").mkdir(parents=True)
+    torch.save({"state_dict": {}}, run_dir / "state" / "resume.pt")  # e.g. a weights file copied over it
+    run = train(run_dir, processed_digits, hparams(epochs=1))
+    assert "holds no resumable state" in run.log
+    assert len(list((run_dir / "state").glob("resume.unreadable-*.pt"))) == 1
+
+
+def last_line(process: TrainProcess) -> str:
+    return process.log.strip().splitlines()[-1]
+
+
+def recorded_error(run_dir: Path) -> str:
+    """The error a failed run recorded in its run_info.json."""
+    info = json.loads((run_dir / "out" / "run_info.json").read_text())
+    assert info["status"] == "failed", info
+    return info["error"]
+
+
+def test_a_state_folder_that_cannot_be_written_stops_the_run_before_the_first_epoch(processed_digits, tmp_path):
+    run_dir = tmp_path / "locked"
+    with unwritable_folder(run_dir / "state") as state:
+        process = TrainProcess(run_dir, processed_digits, hparams(epochs=1))
+        assert process.finish() == 1
+    assert last_line(process).startswith(
+        f"error: StateFolderError: checkpoint_root: cannot write resumable state to {state} ("
+    )
+    assert "make it writable or set checkpoint_root" in last_line(process)
+    assert "epoch 1/" not in process.log and "Traceback" not in process.log
+    assert recorded_error(run_dir).startswith("StateFolderError: checkpoint_root: ")
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_before_training(processed_digits, tmp_path):
+    train_count = json.loads((processed_digits / "meta.json").read_text())["counts"]["train"]
+    process = TrainProcess(tmp_path / "huge-batch", processed_digits, hparams(batch_size=100000, epochs=1))
+    assert process.finish() == 1
+    assert last_line(process) == (
+        f"error: BatchSizeError: train.batch_size: 100000 is larger than the training split of digits "
+        f"({train_count} images); use at most {train_count}"
+    )
+    assert "epoch 1/" not in process.log
+
+
+def test_a_model_that_cannot_take_the_images_is_named_with_the_size_it_needs(processed_digits, tmp_path):
+    run_dir = tmp_path / "vit"
+    process = TrainProcess(run_dir, processed_digits, hparams(model="torchvision.vit_b_16", epochs=1))
+    assert process.finish() == 1
+    line = last_line(process)
+    assert line.startswith(
+        "error: ModelMismatchError: train.model: torchvision.vit_b_16 cannot take this dataset's images of shape "
+        "(1, 8, 8) (AssertionError: Wrong image height! Expected 224 but got 8!); "
+    )
+    assert "224x224" in line
+    assert "epoch 1/" not in process.log and "Traceback" not in process.log
+    assert recorded_error(run_dir).startswith("ModelMismatchError: train.model: torchvision.vit_b_16 ")
+
+
+def test_the_model_check_wants_one_score_per_class_and_leaves_the_model_as_it_was():
+    images = torch.randn(2, 1, 8, 8)
+    model = build_model("small_cnn", 1, 10)
+    check_model_fits(model, "small_cnn", images, 10)
+    assert model.training
+    with pytest.raises(ModelMismatchError) as error:
+        check_model_fits(torch.nn.Flatten(), "flatten", images, 10)
+    assert str(error.value) == (
+        "train.model: flatten gives outputs of shape (2, 64) for 2 images; training needs (2, 10): one score per class"
+    )
+
+
+@pytest.mark.parametrize("damaged", ["train_images.npy", "meta.json"])
+def test_damaged_processed_data_stops_the_run_naming_the_file_and_the_fix(processed_digits, tmp_path, damaged):
+    processed = Path(shutil.copytree(processed_digits, tmp_path / "processed"))
+    data = (processed / damaged).read_bytes()
+    (processed / damaged).write_bytes(data[: len(data) // 2] if damaged.endswith(".npy") else b"")
+    process = TrainProcess(tmp_path / "run", processed, hparams(epochs=1))
+    assert process.finish() == 1
+    assert last_line(process).startswith(f"error: ProcessedDataError: {processed / damaged}: ")
+    assert last_line(process).endswith(REBUILD_HINT)
+    assert "Traceback" not in process.log

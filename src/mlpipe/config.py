@@ -17,6 +17,12 @@ import jsonschema
 import yaml
 
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
+# Strings that are exactly a number, boolean or null. PyYAML (YAML 1.1) reads 1e-3 and 1.0e9 as strings,
+# and Snakemake's --config passes nested values as strings ('2'): where the schema wants such a value, they mean it.
+INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
+NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+BOOLEAN_TEXT = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+NULL_TEXT = ("null", "Null", "NULL", "~")
 
 
 class ConfigError(ValueError):
@@ -28,7 +34,8 @@ def load_schema(schema_path: str | Path) -> dict:
 
 
 def validate_config(config: dict, schema: Mapping) -> dict:
-    """Fill in schema defaults and validate ``config`` in place; return it."""
+    """Read plain-value strings as the schema's types, fill in schema defaults and validate ``config`` in place."""
+    coerce_strings(config, schema)
     validator = _validator_with_defaults(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -74,6 +81,7 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
         if key not in train_schema["properties"]:
             allowed = ", ".join(train_schema["properties"])
             raise ConfigError(f"sweep.grid.{key}: unknown hyperparameter; allowed: {allowed}")
+        coerce_strings(values, {"items": train_schema["properties"][key]})
         for index, value in enumerate(values):
             _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
             _id_value(f"sweep.grid.{key}[{index}]", value)
@@ -90,6 +98,24 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
                 )
             runs[run_id] = hparams
     return runs
+
+
+def coerce_strings(value: Any, schema: Mapping) -> Any:
+    """Return ``value`` with each string that is exactly a number, boolean or null read as one where ``schema``
+    wants that type (dicts and lists are changed in place); every other value is left for validation to judge."""
+    if isinstance(value, dict):
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, item in value.items():
+            item_schema = properties.get(key, extra)
+            if isinstance(item_schema, Mapping):
+                value[key] = coerce_strings(item, item_schema)
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        value[:] = [coerce_strings(item, schema["items"]) for item in value]
+    elif isinstance(value, str):
+        scalar = _plain_scalar(value)
+        if scalar is not value and _schema_takes(schema, scalar):
+            return scalar
+    return value
 
 
 def download_settings(dataset: Mapping) -> dict:
@@ -170,6 +196,30 @@ def _check_value(key: str, value: Any, schema: Mapping) -> None:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
     if error is not None:
         raise ConfigError(f"{key}: {error.message}")
+
+
+def _plain_scalar(text: str) -> Any:
+    """The number, boolean or None that ``text`` spells exactly (YAML 1.2's reading), else ``text`` itself."""
+    if INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if NUMBER_TEXT.fullmatch(text):
+        return float(text)
+    if text in BOOLEAN_TEXT:
+        return BOOLEAN_TEXT[text]
+    return None if text in NULL_TEXT else text
+
+
+def _schema_takes(schema: Mapping, scalar: Any) -> bool:
+    """Whether ``schema``'s type or enum takes ``scalar`` (type-exact: True is not 1)."""
+    if "enum" in schema:
+        return any(type(option) is type(scalar) and option == scalar for option in schema["enum"])
+    types = schema.get("type", [])
+    types = {types} if isinstance(types, str) else set(types)
+    if isinstance(scalar, bool):
+        return "boolean" in types
+    if scalar is None:
+        return "null" in types
+    return ("number" in types) or ("integer" in types and isinstance(scalar, int))
 
 
 def _id_value(key: str, value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Atomic file writes and small JSON/CSV helpers shared by every stage.
+"""Atomic file writes and small JSON/CSV/YAML helpers shared by every stage.
 
 Every output goes through :func:`atomic_path`: it is written under a temporary name in
 the same directory and renamed into place only when complete, so a crash, a failed
@@ -57,6 +57,25 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+class YamlSyntaxError(ValueError):
+    """A YAML file that does not parse; the message names the file, line and column."""
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file; a syntax error is one line naming the file and where (PyYAML's own spans several)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as error:
+        mark, context = error.problem_mark, error.context
+        opened = f" ({context} on line {error.context_mark.line + 1})" if context and error.context_mark else ""
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}"
+        raise YamlSyntaxError(f"{where}: {error.problem}{opened}") from None
+    except yaml.YAMLError as error:
+        raise YamlSyntaxError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]) -> None:

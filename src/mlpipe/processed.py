@@ -14,15 +14,48 @@ import torch
 from mlpipe.io import read_json
 from mlpipe.layout import META_NAME, split_arrays
 
+# Processed files are rebuilt by forcing the rule that wrote them; Snakemake cannot tell a damaged file from a good one.
+REBUILD_HINT = "rebuild the processed data: snakemake --forcerun preprocess (with your usual --cores or --profile)"
+META_KEYS = ("dataset", "classes", "num_classes", "shape", "mean", "std", "counts", "split")
+
+
+class ProcessedDataError(ValueError):
+    """A processed file that is missing, cut short or malformed; the message names it and how to rebuild it."""
+
 
 def load_split(processed_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Memory-map a split's images (N, C, H, W uint8) and load its labels (int64)."""
     images_path, labels_path = split_arrays(processed_dir, split)
-    return np.load(images_path, mmap_mode="r"), np.load(labels_path)
+    images, labels = _load_array(images_path, mmap_mode="r"), _load_array(labels_path)
+    if len(images) != len(labels):
+        raise ProcessedDataError(
+            f"{images_path}: {len(images)} images but {labels_path.name} has {len(labels)} labels; {REBUILD_HINT}"
+        )
+    return images, labels
 
 
 def load_meta(processed_dir: Path) -> dict:
-    return read_json(processed_dir / META_NAME)
+    """meta.json, with the keys training and evaluation read."""
+    path = processed_dir / META_NAME
+    try:
+        meta = read_json(path)
+    except FileNotFoundError:
+        raise ProcessedDataError(f"{path}: no such file; {REBUILD_HINT}") from None
+    except ValueError as error:
+        raise ProcessedDataError(f"{path}: not valid JSON ({error}); {REBUILD_HINT}") from None
+    missing = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise ProcessedDataError(f"{path}: lacks {', '.join(missing)}; {REBUILD_HINT}")
+    return meta
+
+
+def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode=mmap_mode)
+    except FileNotFoundError:
+        raise ProcessedDataError(f"{path}: no such file; {REBUILD_HINT}") from None
+    except (ValueError, EOFError) as error:  # numpy's words for a file cut short or not an array
+        raise ProcessedDataError(f"{path}: cannot be read ({error}); {REBUILD_HINT}") from None
 
 
 class Normalizer:

@@ -7,7 +7,7 @@ file named by ``dataset.catalog``:
 
     my_cifar:
       format: cifar            # cifar or idx
-      files: [{filename: my-cifar.tar.gz, md5: 0123..., urls: [https://lab.example/data/my-cifar.tar.gz]}]
+      files: [{filename: my-cifar.tar.gz, md5: "0123...", urls: [https://lab.example/data/my-cifar.tar.gz]}]
       splits: {train: [extracted/my-cifar/data_batch_1], test: [extracted/my-cifar/test_batch]}
       label_key: labels
       meta: {file: extracted/my-cifar/batches.meta, key: label_names}
@@ -15,20 +15,23 @@ file named by ``dataset.catalog``:
 Paths in ``splits`` and ``meta`` are relative to the dataset's raw folder; archives are extracted
 into its ``extracted/`` subfolder. An entry named like a built-in dataset replaces only the keys it
 gives, e.g. ``cifar10: {files: [{filename: cifar-10-python.tar.gz, md5: ...}]}`` for a repackaged
-archive (the built-in URLs stay unless ``urls`` is given).
+archive (the built-in URLs stay unless ``urls`` is given). Each md5 is 32 hexadecimal characters, in
+quotes (unquoted, one made of digits only is a number to YAML); the file is checked when the config is.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from mlpipe.io import YamlSyntaxError, read_yaml
 
 BUILTIN_DOWNLOADS = ("cifar10", "cifar100", "mnist", "fashion_mnist")
 LOCAL_SOURCES = ("digits", "image_folder")  # built into a wheel, or the user's own folder
 FORMATS = ("cifar", "idx")
 EXTRACTED = "extracted"
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,14 @@ def _read_catalog(catalog_file: str | Path) -> dict:
     path = Path(catalog_file)
     if not path.is_file():
         raise ValueError(f"dataset.catalog: no such file {path}")
-    entries = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(entries, dict):
+    try:
+        entries = read_yaml(path) or {}
+    except YamlSyntaxError as error:
+        raise ValueError(f"dataset.catalog: {error}") from None
+    if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
         raise ValueError(f"dataset.catalog: {path} must map dataset names to entries")
+    for name, entry in entries.items():  # checked on reading, so a bad checksum stops before any download
+        _remote_files(entry.get("files", []), f"dataset.catalog {path}, entry {name!r}")
     return entries
 
 
@@ -150,21 +158,7 @@ def _spec_from_entry(name: str, entry: dict, catalog_file: str | Path, base: Dat
     }
     values = inherited | entry
     base_urls = {remote.filename: remote.urls for remote in base.files} if base else {}
-    try:
-        files = (
-            base.files
-            if base and "files" not in entry
-            else tuple(
-                RemoteFile(
-                    item["filename"],
-                    str(item["md5"]).lower(),
-                    tuple(item.get("urls", base_urls.get(item["filename"], ()))),
-                )
-                for item in entry["files"]
-            )
-        )
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{where}: a file needs filename and md5 ({error})") from None
+    files = base.files if base and "files" not in entry else _remote_files(entry["files"], where, base_urls)
     if values["format"] not in FORMATS:
         raise ValueError(f"{where}: format must be one of {', '.join(FORMATS)}, got {values['format']!r}")
     if not values["splits"]:
@@ -178,3 +172,21 @@ def _spec_from_entry(name: str, entry: dict, catalog_file: str | Path, base: Dat
         label_key=values["label_key"],
         meta=values["meta"],
     )
+
+
+def _remote_files(items: list, where: str, base_urls: dict | None = None) -> tuple[RemoteFile, ...]:
+    """A catalogue entry's ``files``, each md5 checked; a file keeps ``base_urls`` (built-in) unless it has its own."""
+    files = []
+    try:
+        for index, item in enumerate(items):
+            md5 = item["md5"]
+            if not isinstance(md5, str) or not MD5_HEX.fullmatch(md5):
+                problem = f"{where}: files[{index}].md5 {md5!r} is not 32 hexadecimal characters"
+                if isinstance(md5, int):
+                    problem += "; put it in quotes (YAML reads an unquoted run of digits as a number)"
+                raise ValueError(problem)
+            urls = item.get("urls", (base_urls or {}).get(item["filename"], ()))
+            files.append(RemoteFile(item["filename"], md5.lower(), tuple(urls)))
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{where}: a file needs filename and md5 ({error})") from None
+    return tuple(files)

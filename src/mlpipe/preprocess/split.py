@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = {VAL: "validation", TEST: "test"}
+
+
+class SplitError(ValueError):
+    """A split that leaves a class without training images, or the validation or test split empty."""
 
 
 def stratified_assignment(labels: np.ndarray, holdout: dict[int, float], seed: int) -> np.ndarray:
@@ -48,3 +53,49 @@ def assign_source_splits(
     raise ValueError(
         f"raw splits must be 'all', 'train'+'test' or 'train'+'val'+'test', got {sorted(labels_by_source)}"
     )
+
+
+def check_split(
+    labels_by_source: dict[str, np.ndarray],
+    assignment: dict[str, np.ndarray],
+    classes: list[str],
+    val_fraction: float,
+    test_fraction: float,
+) -> None:
+    """Refuse an assignment that trains on nothing of some class, or that validates or tests on nothing.
+
+    A class without training images still gets an output of the model, which is never taught it; an empty
+    validation or test split has no accuracy. The message names the fractions that drew the split.
+    """
+    counts = np.zeros((len(classes), 3), dtype=np.int64)  # (class, target split)
+    for source, labels in labels_by_source.items():
+        np.add.at(counts, (labels, assignment[source].astype(np.int64)), 1)
+    keys = _fraction_keys(set(labels_by_source), val_fraction, test_fraction)
+    untrained = np.flatnonzero(counts[:, TRAIN] == 0)
+    if len(untrained):
+        label = untrained[0]
+        total, held_val, held_test = counts[label].sum(), counts[label, VAL], counts[label, TEST]
+        if total == 0 or not (keys[VAL] or keys[TEST]):
+            raise SplitError(
+                f"class {classes[label]!r} has no training images in the raw data"
+                f"{f' (nor do {len(untrained) - 1} other classes)' if len(untrained) > 1 else ''}; "
+                "add some, or remove the class"
+            )
+        named = " and ".join(key for key in (keys[VAL], keys[TEST]) if key)
+        raise SplitError(
+            f"{named} leave {len(untrained)} of {len(classes)} classes without training images "
+            f"(class {classes[label]!r}: {total} images, {held_test} to test, {held_val} to validation); "
+            f"lower {'them' if ' and ' in named else 'it'} so that every class keeps some"
+        )
+    for split, name in SPLIT_NAMES.items():
+        if counts[:, split].sum() == 0:
+            where = keys[split] or f"the raw data's {name} split"
+            raise SplitError(f"{where} leaves the {name} split empty; {'raise it' if keys[split] else 'add images'}")
+
+
+def _fraction_keys(sources: set[str], val_fraction: float, test_fraction: float) -> dict[int, str]:
+    """The config key (with its value) that drew each holdout split, or "" where the data came split."""
+    return {
+        VAL: f"dataset.val_fraction {val_fraction:g}" if "val" not in sources else "",
+        TEST: f"dataset.test_fraction {test_fraction:g}" if sources == {"all"} else "",
+    }

@@ -18,7 +18,7 @@ from mlpipe.io import atomic_path, read_json, write_json
 from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS, processed_files, split_arrays
 from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
-from mlpipe.preprocess.split import TRAIN, assign_source_splits
+from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def write_processed(
         if len(split_labels) and (split_labels.min() < 0 or split_labels.max() >= num_classes):
             raise ValueError(f"{manifest['dataset']}: labels of split {split!r} fall outside 0..{num_classes - 1}")
     assignment = assign_source_splits(labels, val_fraction, test_fraction, split_seed)
+    check_split(labels, assignment, manifest["classes"], val_fraction, test_fraction)
     positions, counts = _positions(assignment)
 
     histograms = np.zeros((reader.shape[0], 256), dtype=np.int64)  # train pixel histograms, per channel

@@ -7,6 +7,7 @@ exception marks it ``failed`` with the error. Resource use is measured at the en
 
 from __future__ import annotations
 
+import logging
 import resource
 import shutil
 import time
@@ -18,6 +19,8 @@ import torch
 from mlpipe.layout import RunFiles
 from mlpipe.tracking.loggers import EpochLoggers
 from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord
+
+log = logging.getLogger(__name__)
 
 
 class RunTracking:
@@ -81,6 +84,20 @@ class RunTracking:
         if self.device.type == "cuda":
             usage["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return usage
+
+
+def record_failed_start(
+    run_dir: Path, run_id: str, hparams: dict, provenance: dict, requested: dict, error: BaseException
+) -> None:
+    """run_info.json of a run that failed before it could start training: status failed, with the error.
+
+    Best effort: a run folder that cannot be written must not hide the error being recorded.
+    """
+    try:
+        record = RunRecord(RunFiles.of(run_dir).run_info, run_id, hparams, provenance, requested)
+        record.end(FAILED, error=f"{type(error).__name__}: {error}")
+    except (OSError, ValueError) as record_error:
+        log.warning("could not record the failure in %s: %s", RunFiles.of(run_dir).run_info, record_error)
 
 
 class NoTracking:

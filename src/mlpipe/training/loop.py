@@ -28,12 +28,14 @@ from mlpipe.models.factory import build_model
 from mlpipe.processed import Normalizer, load_meta, load_split
 from mlpipe.tracking.loggers import DEFAULT_TRACKING
 from mlpipe.tracking.provenance import collect_provenance
-from mlpipe.tracking.session import NoTracking, RunTracking
+from mlpipe.tracking.session import NoTracking, RunTracking, record_failed_start
 from mlpipe.training.checkpoint import save_checkpoint
 from mlpipe.training.data import Augmentation, TrainBatches, fits_on_device, to_device_tensor
 from mlpipe.training.distributed import ProcessGroup, any_across, barrier, init_process_group, shutdown, sum_across
 from mlpipe.training.engine import Engine
+from mlpipe.training.model_check import check_model_fits
 from mlpipe.training.outputs import TrainOutputs, weights, write_outputs
+from mlpipe.training.preflight import check_batch_size, check_state_folder
 from mlpipe.training.progress import EpochSums, Progress
 from mlpipe.training.resume import load_resumable, restore_rng_state, run_fingerprint, save_resumable
 from mlpipe.training.signals import EXIT_CHECKPOINTED, StopRequest
@@ -86,7 +88,13 @@ class Run:
 
 def train_run(job: TrainJob) -> Progress:
     """Train (or resume) one run."""
-    run = set_up(job)
+    try:
+        run = set_up(job)
+    except Exception as error:  # e.g. a check of the set-up: run_info.json says why, as for a failure later on
+        if job.local_rank == 0:
+            provenance = collect_provenance(job.code_dir, None, job.scheduler_job)
+            record_failed_start(job.outputs.run_dir, job.run_id, job.hparams, provenance, job.requested, error)
+        raise
     hparams, steps, group = job.hparams, run.steps, run.group
     progress, epoch_sums = resume_or_start(job, run)
     log_start(job, run)
@@ -149,8 +157,10 @@ def set_up(job: TrainJob) -> Run:
     if not group.is_main:
         logging.getLogger("mlpipe").setLevel(logging.WARNING)  # one log per run, from rank 0
     configure_torch(device, job.threads)
+    check_state_folder(job.state_dir)
     precision = choose_precision(device, hparams["precision"])
     meta = load_meta(job.processed_dir)
+    check_batch_size(hparams["batch_size"], meta["counts"]["train"], meta["dataset"])
     train_images, train_labels = load_split(job.processed_dir, "train")
     val_images, val_labels = load_split(job.processed_dir, "val")
     on_device = fits_on_device(train_images.nbytes + val_images.nbytes, device, hparams["gpu_memory_headroom"])
@@ -172,13 +182,15 @@ def set_up(job: TrainJob) -> Run:
     torch.manual_seed(hparams["seed"])
     model = build_model(hparams["model"], meta["shape"][0], meta["num_classes"])
     engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch, group)
+    sample = normalizer(to_device_tensor(train_images[:2], device))
+    check_model_fits(engine.model, hparams["model"], sample, meta["num_classes"], precision)
     fingerprint = run_fingerprint(job.run_id, hparams, meta, group.world_size, precision.name)
     return Run(device, group, precision, meta, normalizer, batches, val_images, val_labels, engine, fingerprint)
 
 
 def resume_or_start(job: TrainJob, run: Run) -> tuple[Progress, torch.Tensor | None]:
     """Continue from ``resume.pt`` when it holds this run; return the progress and a stopped epoch's sums."""
-    state = load_resumable(job.state_dir / RESUME_NAME, run.fingerprint)
+    state = load_resumable(job.state_dir / RESUME_NAME, run.fingerprint, set_aside=run.group.is_main)
     if state is None:
         if run.group.is_main:
             (job.state_dir / STATE_BEST_NAME).unlink(missing_ok=True)  # the best epoch of an earlier run

@@ -2,12 +2,16 @@
 
 ``resume.pt`` (under ``checkpoint_root/<run id>/``) holds everything needed to continue a run at the
 step where it stopped. It is continued only if the run it describes is the same run: same
-hyperparameters, data, model and training code, number of processes and precision.
+hyperparameters, data, model and training code, number of processes and precision. A file that
+cannot be read as resumable state (garbage, cut short, something else saved under its name) is moved
+aside, kept for inspection, and the run starts afresh: every later attempt would fail on it the same way.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from mlpipe.training.progress import Progress
 log = logging.getLogger(__name__)
 
 CODE_PACKAGES = ("mlpipe.models", "mlpipe.training")  # a checkpoint resumes only under the same code
+STATE_KEYS = {"fingerprint", "progress", "epoch_sums", "engine", "rng"}
 
 
 def run_fingerprint(run_id: str, hparams: dict, meta: dict, world_size: int, precision: str) -> dict:
@@ -33,11 +38,21 @@ def run_fingerprint(run_id: str, hparams: dict, meta: dict, world_size: int, pre
     }
 
 
-def load_resumable(resume_path: Path, fingerprint: dict) -> dict | None:
-    """The state saved at ``resume_path`` if it continues this run; None to start fresh."""
-    if not resume_path.exists():
+def load_resumable(resume_path: Path, fingerprint: dict, set_aside: bool = True) -> dict | None:
+    """The state saved at ``resume_path`` if it continues this run; None to start fresh.
+
+    An unreadable file is moved aside by the process that owns the state folder (``set_aside``: rank 0).
+    """
+    try:
+        state = load_checkpoint(resume_path)
+    except FileNotFoundError:  # none yet, or rank 0 has just moved an unreadable one aside
         return None
-    state = load_checkpoint(resume_path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:  # torch's words for a damaged file
+        _unreadable(resume_path, str(error).split(". ")[0].strip(), set_aside)
+        return None
+    if not isinstance(state, dict) or not state.keys() >= STATE_KEYS:
+        _unreadable(resume_path, "it holds no resumable state", set_aside)
+        return None
     if state["progress"]["finished"]:
         log.info("%s holds a finished run: training again from scratch", resume_path)
         return None
@@ -46,6 +61,17 @@ def load_resumable(resume_path: Path, fingerprint: dict) -> dict | None:
         log.warning("not resuming from %s: %s changed since it was saved", resume_path, ", ".join(changed))
         return None
     return state
+
+
+def _unreadable(resume_path: Path, reason: str, set_aside: bool) -> None:
+    """Move an unreadable state file aside under a dated name, and say so (the other ranks just start afresh)."""
+    if not set_aside:
+        return
+    kept = resume_path.with_name(
+        f"{resume_path.stem}.unreadable-{datetime.datetime.now():%Y%m%dT%H%M%S}{resume_path.suffix}"
+    )
+    resume_path.replace(kept)
+    log.warning("%s cannot be read as resumable state (%s); moved to %s, starting afresh", resume_path, reason, kept)
 
 
 def save_resumable(

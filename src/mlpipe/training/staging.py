@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlpipe.io import atomic_path, read_json
 from mlpipe.layout import META_NAME, processed_files
+from mlpipe.processed import load_meta
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def stage_processed(processed_dir: Path, tmpdir: str | None) -> Path:
         log.warning("stage_to_tmpdir: $TMPDIR is not set; reading %s in place", processed_dir)
         return processed_dir
     staged = Path(tmpdir) / "mlpipe-data" / processed_dir.name
-    wanted = read_json(processed_dir / META_NAME).get("checksums")
+    wanted = load_meta(processed_dir).get("checksums")
     present = _checksums(staged / META_NAME)
     *arrays, meta = processed_files(processed_dir)
     copied = 0
