@@ -88,50 +88,56 @@ class Run:
 
 def train_run(job: TrainJob) -> Progress:
     """Train (or resume) one run."""
+    with StopRequest() as stop:  # from the start: a signal during set-up is honoured at the first step
+        run = set_up_or_record_failure(job)
+        hparams, steps, group = job.hparams, run.steps, run.group
+        progress, epoch_sums = resume_or_start(job, run)
+        log_start(job, run)
+        with open_tracking(job, run, progress) as tracking:
+            for epoch in range(progress.epoch, hparams["epochs"]):
+                plan = run.batches.plan(epoch)
+                sums = EpochSums(steps, run.device, epoch_sums if group.is_main else None)  # saved summed over ranks
+                epoch_sums = None
+                run.engine.model.train()
+                started = time.perf_counter()
+                for step in range(progress.step, steps):
+                    images, labels = run.batches.batch(plan, step)
+                    loss, logits = run.engine.step(images, labels)
+                    sums.add(step, loss, logits, labels)
+                    if finite_check_due(run, step):
+                        sums.check_finite(epoch, step + 1)
+                    if stop_agreed(stop, run, step):
+                        progress.step = step + 1
+                        progress.train_seconds += time.perf_counter() - started
+                        checkpoint(job, run, progress, sum_across(sums.table.clone(), group).cpu())
+                        exit_checkpointed(stop, progress, group)
+                if run.device.type == "cuda":
+                    torch.cuda.synchronize(run.device)
+                epoch_seconds = time.perf_counter() - started
+                progress.train_seconds += epoch_seconds
+                row = end_of_epoch(job, run, progress, sums, epoch, epoch_seconds)
+                tracking.epoch(row)
+                progress.complete_epoch(row, hparams["epochs"])
+                stopping = any_across(stop.requested, group, run.device)
+                if stopping or progress.epoch % hparams["checkpoint_every"] == 0 or progress.finished:
+                    checkpoint(job, run, progress)
+                if stopping and not progress.finished:
+                    exit_checkpointed(stop, progress, group)
+            if group.is_main:
+                finish(job, run, progress)
+    shutdown(group)
+    return progress
+
+
+def set_up_or_record_failure(job: TrainJob) -> Run:
+    """:func:`set_up`; when it fails (e.g. a check of the set-up), run_info.json says why, as for a failure later on."""
     try:
-        run = set_up(job)
-    except Exception as error:  # e.g. a check of the set-up: run_info.json says why, as for a failure later on
+        return set_up(job)
+    except Exception as error:
         if job.local_rank == 0:
             provenance = collect_provenance(job.code_dir, None, job.scheduler_job)
             record_failed_start(job.outputs.run_dir, job.run_id, job.hparams, provenance, job.requested, error)
         raise
-    hparams, steps, group = job.hparams, run.steps, run.group
-    progress, epoch_sums = resume_or_start(job, run)
-    log_start(job, run)
-    with open_tracking(job, run, progress) as tracking, StopRequest() as stop:
-        for epoch in range(progress.epoch, hparams["epochs"]):
-            plan = run.batches.plan(epoch)
-            sums = EpochSums(steps, run.device, epoch_sums if group.is_main else None)  # saved summed over ranks
-            epoch_sums = None
-            run.engine.model.train()
-            started = time.perf_counter()
-            for step in range(progress.step, steps):
-                images, labels = run.batches.batch(plan, step)
-                loss, logits = run.engine.step(images, labels)
-                sums.add(step, loss, logits, labels)
-                if finite_check_due(run, step):
-                    sums.check_finite(epoch, step + 1)
-                if stop_agreed(stop, run, step):
-                    progress.step = step + 1
-                    progress.train_seconds += time.perf_counter() - started
-                    checkpoint(job, run, progress, sum_across(sums.table.clone(), group).cpu())
-                    exit_checkpointed(stop, progress, group)
-            if run.device.type == "cuda":
-                torch.cuda.synchronize(run.device)
-            epoch_seconds = time.perf_counter() - started
-            progress.train_seconds += epoch_seconds
-            row = end_of_epoch(job, run, progress, sums, epoch, epoch_seconds)
-            tracking.epoch(row)
-            progress.complete_epoch(row, hparams["epochs"])
-            stopping = any_across(stop.requested, group, run.device)
-            if stopping or progress.epoch % hparams["checkpoint_every"] == 0 or progress.finished:
-                checkpoint(job, run, progress)
-            if stopping and not progress.finished:
-                exit_checkpointed(stop, progress, group)
-        if group.is_main:
-            finish(job, run, progress)
-    shutdown(group)
-    return progress
 
 
 def finite_check_due(run: Run, step: int) -> bool:
