@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -44,10 +45,15 @@ def pinned_version(entry: str) -> str:
 
 
 def make_dry_run(tmp_path: Path, target: str, *variables: str) -> list[str]:
-    """The commands `make TARGET` would run for a new clone (no venv yet)."""
+    """The commands `make TARGET` would run for a new clone (no venv yet).
+
+    Not as a sub-make of `make test`, which would print the directories it enters and pass its own flags on."""
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    environment = {name: value for name, value in os.environ.items() if name not in outer}
     result = subprocess.run(
         ["make", "--dry-run", target, f"VENV={tmp_path / '.venv'}", *variables],
         cwd=REPO,
+        env=environment,
         capture_output=True,
         text=True,
         check=True,
