@@ -5,7 +5,9 @@ PYTHON ?= python3
 # The PyTorch build. pypi: PyPI's (CUDA 13, kernels for compute capability 7.5 and newer: Ascend's A100s,
 # Cardinal's H100s, a laptop), from the lock. Any other value is a build from PyTorch's own index of the same
 # pinned release, e.g. cu126 for Pitzer's V100s (7.0):  make setup TORCH_BUILD=cu126
-TORCH_BUILD ?= pypi
+# Unless given, it stays what the venv was set up with (its stamp says), so `make test` keeps a cu126 venv.
+TORCH_STAMP = $(VENV)/.built-with-torch-
+TORCH_BUILD ?= $(or $(patsubst $(TORCH_STAMP)%,%,$(wildcard $(TORCH_STAMP)*)),pypi)
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 CORES ?= 2
 # Two test workers, each taking whole test files: the SLURM tests (one file, one cluster) mostly wait on
@@ -19,7 +21,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # torch and torchvision as pinned in the lock, with the build's label: torch==2.14.1+cu126 torchvision==0.29.1+cu126
 TORCH_PINS = $(shell sed -n 's/^\(torch\|torchvision\)==\([^ ;]*\).*/\1==\2+$(TORCH_BUILD)/p' requirements/torch.txt)
 # Stamps inside the venv: a new venv (another build, a changed lock) starts without them.
-INSTALLED := $(VENV)/.installed-$(TORCH_BUILD)
+INSTALLED := $(TORCH_STAMP)$(TORCH_BUILD)
 TEST_INSTALLED := $(VENV)/.installed-test
 LOCK_OPTIONS = --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' --quiet
 

@@ -88,6 +88,16 @@ def test_pitzer_gets_pytorchs_cuda_12_6_build_of_the_pinned_release(tmp_path):
     ]
 
 
+def test_later_make_commands_keep_the_build_the_venv_was_set_up_with(tmp_path):
+    venv = tmp_path / ".venv"
+    venv.mkdir()
+    (venv / ".built-with-torch-cu126").touch()  # as `make setup TORCH_BUILD=cu126` leaves it
+    assert installs(make_dry_run(tmp_path, "test")) == [
+        "pip install --quiet --require-hashes --no-deps -r requirements/test.txt"
+    ]
+    assert "requirements/torch.txt" in " ".join(installs(make_dry_run(tmp_path, "setup", "TORCH_BUILD=pypi")))
+
+
 def test_the_lock_pins_every_requirement_of_pyproject_with_hashes():
     run, test, torch = lock("run.txt"), lock("test.txt"), lock("torch.txt")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
