@@ -46,7 +46,13 @@ def slurm(tmp_path_factory):
 
 
 def osc_env(cluster: LocalSlurm | None, scratch: Path, **overrides: str) -> dict:
-    env = job_env() | {"OSC_ACCOUNT": ACCOUNT, "OSC_SCRATCH": str(scratch), "MLPIPE_ALLOW_CPU": "1"}
+    """A user's environment on the local cluster, whose placeholder GPU neither CUDA nor the torch check can see."""
+    env = job_env() | {
+        "OSC_ACCOUNT": ACCOUNT,
+        "OSC_SCRATCH": str(scratch),
+        "MLPIPE_ALLOW_CPU": "1",
+        "MLPIPE_SKIP_TORCH_CHECK": "1",
+    }
     if cluster is not None:
         env["SLURM_CONF"] = cluster.env["SLURM_CONF"]
     for key, value in overrides.items():
@@ -123,6 +129,29 @@ def test_impossible_settings_stop_the_dry_run_with_one_line(osc_workflow, tmp_pa
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in result.stderr
+
+
+ARCH_LIST = torch.cuda.get_arch_list()
+
+
+@pytest.mark.skipif(
+    "sm_70" in ARCH_LIST or "sm_90" not in ARCH_LIST, reason="needs PyPI's CUDA 13 build (no Volta, Hopper kernels)"
+)
+def test_the_dry_run_refuses_a_torch_without_kernels_for_the_clusters_gpus(osc_workflow, tmp_path):
+    # This machine's torch is PyPI's CUDA 13 build: no kernel for Pitzer's V100s, kernels for Ascend and Cardinal.
+    env = osc_env(None, tmp_path, MLPIPE_SKIP_TORCH_CHECK=None, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    refused = run(osc_workflow, env, "--profile", "profiles/osc", "-n")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"config error: OSC pitzer's V100 GPUs (compute capability 7.0) have no kernel in the installed torch "
+        f"{torch.__version__} (built for {' '.join(ARCH_LIST)}): "
+        "install PyTorch's CUDA 12.6 build: make setup TORCH_BUILD=cu126"
+    )
+    for cluster in ("ascend", "cardinal"):
+        accepted = run(osc_workflow, env | {"OSC_CLUSTER": cluster}, "--profile", "profiles/osc", "-n")
+        assert accepted.returncode == 0, accepted.stderr
+    edit_config(osc_workflow, {"train_job": {"gpus": 0}})  # a sweep on CPUs needs no GPU kernel
+    assert run(osc_workflow, env, "--profile", "profiles/osc", "-n").returncode == 0
 
 
 def rule_of(comment: str) -> str:

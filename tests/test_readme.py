@@ -66,6 +66,11 @@ def test_each_readme_command_works_in_its_dry_run_form(study, tmp_path, source, 
         for index, word in enumerate(words[:-1]):
             if word == "--configfile" and not (study / words[index + 1]).exists():
                 (study / words[index + 1]).write_text("train: {epochs: 2}\n")  # a user's override file
-    environment = job_env() | {"OSC_ACCOUNT": "PAS1234", "OSC_SCRATCH": str(tmp_path / "scratch")}
+    # A user on Cardinal: this machine's PyTorch (PyPI's CUDA 13 build) has no kernels for Pitzer's V100s.
+    environment = job_env() | {
+        "OSC_ACCOUNT": "PAS1234",
+        "OSC_CLUSTER": "cardinal",
+        "OSC_SCRATCH": str(tmp_path / "scratch"),
+    }
     result = subprocess.run(run, cwd=study, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{source}: `{command}` failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from conftest import REPO, copy_workflow, edit_config, snakemake
 from conftest import STUDY_RUN_IDS as RUN_IDS
-from conftest import copy_workflow, edit_config, snakemake
+
+
+def lock_sha256() -> str:
+    """The lock's checksum as the README says to compute it."""
+    result = subprocess.run("cat requirements/*.txt | sha256sum", shell=True, cwd=REPO, capture_output=True, text=True)
+    return result.stdout.split()[0]
 
 
 def test_every_run_records_its_status_provenance_and_resource_use(finished_workflow):
@@ -21,9 +28,37 @@ def test_every_run_records_its_status_provenance_and_resource_use(finished_workf
         provenance = info["provenance"]
         assert provenance["torch"] and provenance["snakemake"] and provenance["python"] and provenance["host"]
         assert provenance["device"] == "cpu" and provenance["slurm_job_id"] is None
+        assert provenance["lock_sha256"] == lock_sha256()
         usage = info["usage"]
         assert usage["epochs_done"] == 3 and usage["wall_seconds"] > usage["train_seconds"] > 0
         assert usage["images_per_second"] > 0 and usage["peak_host_memory_mb"] > 50
+
+
+def git(directory, *args: str) -> str:
+    command = ["git", "-C", str(directory), "-c", "user.name=mlpipe", "-c", "user.email=mlpipe@example.org", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_provenance_records_the_clones_commit_and_whether_its_tracked_files_changed(tmp_path):
+    origin = copy_workflow(tmp_path / "origin")
+    edit_config(origin, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}})
+    git(origin, "init", "--quiet")
+    git(origin, "add", "--all")
+    git(origin, "commit", "--quiet", "--message", "a study")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(origin), str(clone))
+    commit = git(clone, "rev-parse", "HEAD")
+
+    snakemake(clone, "--cores", "2")
+    clean = pd.read_csv(clone / "results" / "provenance.csv").set_index("run_id")
+    assert clean.loc["lr-0.05_seed-0", "git_commit"] == commit and clean.loc["lr-0.05_seed-0", "git_dirty"] == 0
+    assert clean.loc["lr-0.05_seed-0", "lock_sha256"] == lock_sha256()
+
+    edit_config(clone, {"sweep": {"seeds": [0, 1]}})  # a tracked file changed, not committed: the new run is dirty
+    snakemake(clone, "--cores", "2")
+    edited = pd.read_csv(clone / "results" / "provenance.csv").set_index("run_id")
+    assert edited["git_commit"].to_dict() == {"lr-0.05_seed-0": commit, "lr-0.05_seed-1": commit}
+    assert edited["git_dirty"].to_dict() == {"lr-0.05_seed-0": 0, "lr-0.05_seed-1": 1}
 
 
 def test_tensorboard_reads_every_runs_scalars(finished_workflow):

@@ -8,11 +8,17 @@ from dataclasses import dataclass
 
 import torch
 
+from mlpipe.torch_build import current_build, format_capability, install_hint
+
 ALLOW_CPU_ENV = "MLPIPE_ALLOW_CPU"
 
 
 class NoGpuError(RuntimeError):
     """A job asked for GPUs but sees none."""
+
+
+class NoKernelError(RuntimeError):
+    """This PyTorch build has no kernel for the job's GPU: its first operation there would fail."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +38,15 @@ def choose_device(gpus_requested: int, local_rank: int = 0, allow_cpu: bool = Fa
     ``gpus_requested`` is what the scheduler was asked for (0 = no requirement). Running a
     GPU job on a CPU by accident would burn hours of allocation, so it is an error unless
     ``allow_cpu`` (set by ``MLPIPE_ALLOW_CPU=1``, e.g. for a test cluster without real GPUs).
+    A GPU this PyTorch build has no kernel for fails at once too.
     """
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if visible:
         if gpus_requested > visible:
             raise NoGpuError(f"this job asked for {gpus_requested} GPUs but sees {visible}")
-        return torch.device("cuda", local_rank % visible)
+        device = torch.device("cuda", local_rank % visible)
+        require_kernels(device)
+        return device
     if gpus_requested and not allow_cpu:
         hint = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
         raise NoGpuError(
@@ -45,6 +54,17 @@ def choose_device(gpus_requested: int, local_rank: int = 0, allow_cpu: bool = Fa
             f"set {ALLOW_CPU_ENV}=1 to train on the CPU instead"
         )
     return torch.device("cpu")
+
+
+def require_kernels(device: torch.device) -> None:
+    """Stop before any work when the installed build has no kernel for ``device`` (a CUDA device)."""
+    capability = torch.cuda.get_device_capability(device)
+    build = current_build()
+    if not build.runs_on(capability):
+        raise NoKernelError(
+            f"GPU {device.index} ({torch.cuda.get_device_name(device)}, compute capability "
+            f"{format_capability(capability)}) has no kernel in {build.describe()}: {install_hint(capability)}"
+        )
 
 
 def choose_precision(device: torch.device, requested: str = "auto") -> Precision:

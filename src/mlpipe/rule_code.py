@@ -21,8 +21,16 @@ SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 RULE_CODE = {
     "download": ["download", "formats"],
     "preprocess": ["preprocess", "formats"],
-    "train": ["models", "training", "tracking", "device.py", "processed.py", "inference.py"],
-    "evaluate": ["evaluate", "models", "device.py", "processed.py", "inference.py", "training/checkpoint.py"],
+    "train": ["models", "training", "tracking", "device.py", "torch_build.py", "processed.py", "inference.py"],
+    "evaluate": [
+        "evaluate",
+        "models",
+        "device.py",
+        "torch_build.py",
+        "processed.py",
+        "inference.py",
+        "training/checkpoint.py",
+    ],
     "summarize": [
         "analysis/__init__.py",
         "analysis/collect.py",

@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
+
 # Before walltime SLURM sends SIGUSR1 to every process of a job step (profiles/osc asks for it).
 # Snakemake, which runs each job inside its step, would die of it (Python's default action) and end
 # the step before the trainer has saved its checkpoint. Snakemake ignores it, and so do the shells
@@ -20,11 +22,13 @@ sys.path.insert(0, SOURCE_DIR)
 
 from mlpipe import config as mlpipe_config
 from mlpipe.cluster.site import SiteError, load_site, on_scratch
+from mlpipe.cluster.torch_check import check_torch_for_site
 from mlpipe.config import ConfigError
 from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
 from mlpipe.rule_code import rule_code
 
 PROJECT = Path(workflow.basedir).name
+CONDA_ENVS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 
 try:
     RUNS = mlpipe_config.check_config(
@@ -40,6 +44,9 @@ try:
     )
     if SITE:  # a local run ignores train_job.gpus
         mlpipe_config.check_batch_split(RUNS, config["train_job"]["gpus"])
+    # Jobs import this environment's torch (under --sdm conda their own, and each job checks its GPU).
+    if SITE and workflow.is_main_process and not CONDA_ENVS:
+        check_torch_for_site(SITE, config["train_job"]["gpus"], os.environ)
 except (ConfigError, SiteError) as error:
     sys.exit(f"config error: {error}")
 

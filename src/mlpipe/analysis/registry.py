@@ -27,6 +27,7 @@ RUN_COLUMNS = {
     "attempts": "INTEGER",
     "git_commit": "TEXT",
     "git_dirty": "INTEGER",
+    "lock_sha256": "TEXT",
     "python": "TEXT",
     "torch": "TEXT",
     "snakemake": "TEXT",
@@ -57,6 +58,7 @@ def run_row(run) -> dict:
             key: provenance.get(key)
             for key in (
                 "git_commit",
+                "lock_sha256",
                 "python",
                 "torch",
                 "snakemake",

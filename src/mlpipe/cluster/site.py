@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from mlpipe.torch_build import parse_capability
+
 ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -37,6 +39,8 @@ class Site:
     scratch_root: Path
     scratch_purge_days: int
     modules: tuple[str, ...] = ()
+    gpu_model: str | None = None  # the cluster's GPUs, e.g. V100
+    gpu_capability: tuple[int, int] | None = None  # their CUDA compute capability, e.g. (7, 0)
 
     def partition(self, gpus: int) -> str:
         return self.gpu_partition if gpus > 0 else self.cpu_partition
@@ -100,6 +104,7 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
             f"{gpu_partition!r} has none; GPU partitions: {', '.join(gpu_partitions)}"
         )
 
+    gpu = cluster_spec.get("gpu") or {}
     user = environ.get("USER") or getpass.getuser()
     scratch = env("scratch") or spec["scratch_root"].format(account=account, user=user, project=project)
     return Site(
@@ -115,6 +120,8 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
         scratch_root=Path(scratch),
         scratch_purge_days=int(spec["scratch_purge_days"]),
         modules=tuple(spec.get("modules", ())),
+        gpu_model=gpu.get("model"),
+        gpu_capability=parse_capability(gpu["compute_capability"]) if "compute_capability" in gpu else None,
     )
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import socket
 import subprocess
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+
+# The lock `make setup` installs from: every package pinned with its hashes (see README, Development).
+LOCK_FILES = "requirements/*.txt"
 
 
 def git_state(directory: Path) -> dict:
@@ -27,6 +31,17 @@ def git_state(directory: Path) -> dict:
     return {"git_commit": commit, "git_dirty": bool(status)}
 
 
+def lock_checksum(directory: Path) -> str | None:
+    """sha256 of the checkout's lock files in name order, as `cat requirements/*.txt | sha256sum` (None: no lock)."""
+    files = sorted(directory.glob(LOCK_FILES))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def package_version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -38,6 +53,7 @@ def collect_provenance(code_dir: Path, device: str, scheduler_job: Mapping[str, 
     """Code, packages, machine and ``scheduler_job`` (from :func:`scheduler_job`) of a run."""
     return {
         **git_state(code_dir),
+        "lock_sha256": lock_checksum(code_dir),
         "python": platform.python_version(),
         "torch": package_version("torch"),
         "snakemake": package_version("snakemake"),
