@@ -27,7 +27,7 @@ from mlpipe.models.factory import build_model
 from mlpipe.preprocess.stage import preprocess_dataset
 from mlpipe.processed import Normalizer
 from mlpipe.training.checkpoint import load_checkpoint
-from mlpipe.training.data import Augmentation, TrainBatches, random_crop
+from mlpipe.training.data import Augmentation, AugmentationError, TrainBatches, random_crop
 from mlpipe.training.ema import WeightAverage
 from mlpipe.training.schedule import lr_factor
 from mlpipe.training.signals import EXIT_CHECKPOINTED
@@ -54,6 +54,34 @@ def make_batches(**kwargs) -> TrainBatches:
         seed=3,
     )
     return TrainBatches(images, labels, **(defaults | kwargs))
+
+
+def test_float_signals_streamed_from_host_buffers_equal_those_kept_on_the_device():
+    signals = np.random.default_rng(0).normal(size=(20, 3, 7)).astype(np.float32)
+    common = dict(
+        batch_size=6,
+        device=torch.device("cpu"),
+        normalizer=Normalizer([0.0] * 3, [2.0] * 3, torch.device("cpu"), False, sample_rank=2, dtype="float32"),
+        augmentation=Augmentation(),
+        seed=3,
+    )
+    resident = TrainBatches(signals, np.arange(20) % 4, **common)
+    streamed = TrainBatches(signals, np.arange(20) % 4, **common, on_device=False)
+    plan = resident.plan(1)
+    for step in range(resident.steps_per_epoch):
+        images, labels = resident.batch(plan, step)
+        assert images.dtype == torch.float32 and images.shape == (6, 3, 7)
+        assert torch.equal(images, torch.from_numpy(signals[plan.order[step * 6 : (step + 1) * 6].numpy()]) / 2)
+        streamed_images, streamed_labels = streamed.batch(streamed.plan(1), step)
+        assert torch.equal(images, streamed_images) and torch.equal(labels, streamed_labels)
+
+
+@pytest.mark.parametrize("key, value", [("crop_padding", 4), ("flip", True)])
+def test_crop_and_flip_are_refused_for_samples_that_are_not_images(key, value):
+    params = {"crop_padding": 0, "flip": False, key: value}
+    assert Augmentation.for_samples(params, [3, 32, 32]) == Augmentation(**params)
+    with pytest.raises(AugmentationError, match=rf"^train.{key}: random crops and flips need images \(C, H, W\), but"):
+        Augmentation.for_samples(params, [6, 128])
 
 
 def test_epoch_plan_depends_only_on_seed_and_epoch():

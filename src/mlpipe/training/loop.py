@@ -151,17 +151,18 @@ def set_up(job: TrainJob) -> Run:
     configure_torch(device, job.threads)
     precision = choose_precision(device, hparams["precision"])
     meta = load_meta(job.processed_dir)
+    augmentation = Augmentation.for_samples(hparams, meta["shape"])  # before any work: crop/flip need images
     train_images, train_labels = load_split(job.processed_dir, "train")
     val_images, val_labels = load_split(job.processed_dir, "val")
     on_device = fits_on_device(train_images.nbytes + val_images.nbytes, device, hparams["gpu_memory_headroom"])
-    normalizer = Normalizer(meta["mean"], meta["std"], device, channels_last=device.type == "cuda")
+    normalizer = Normalizer.of(meta, device, channels_last=device.type == "cuda")
     batches = TrainBatches(
         train_images,
         train_labels,
         batch_size=hparams["batch_size"],
         device=device,
         normalizer=normalizer,
-        augmentation=Augmentation(hparams["crop_padding"], hparams["flip"]),
+        augmentation=augmentation,
         seed=hparams["seed"],
         rank=group.rank,
         world_size=group.world_size,
