@@ -459,3 +459,24 @@ def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path
     meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
     assert meta["classes"] == ["birds", "cats", "dogs"]
     assert (workdir / "results" / "plots" / "confusion_best.png").exists()
+
+
+TINY_LAB_MODEL = """
+from torch import nn
+
+
+def Net(in_channels, num_classes):
+    return nn.Linear(in_channels, num_classes)
+"""
+
+
+def test_editing_a_lab_model_file_keeps_its_old_checkpoint_from_being_resumed(lab_project):
+    from mlpipe.training.resume import run_fingerprint
+
+    model = lab_project / "model.py"
+    model.write_text(TINY_LAB_MODEL)
+    params = {"model": "model.py:Net"}
+    before = run_fingerprint("run", params, {}, 1, "fp32")
+    model.write_text(TINY_LAB_MODEL.replace("nn.Linear", "nn.Bilinear"))
+    after = run_fingerprint("run", params, {}, 1, "fp32")
+    assert [key for key in before if before[key] != after[key]] == ["model_code"]

@@ -16,6 +16,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
+from mlpipe.user_code import parse_reference
+
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
@@ -38,17 +41,11 @@ def validate_config(config: dict, schema: Mapping) -> dict:
 
 def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
     """Validate ``config``, check every name, and return the runs it defines."""
-    from mlpipe.models.factory import check_model_name
-
     validate_config(config, schema)
     _check_dataset(config["dataset"])
     _check_trackers(config["tracking"])
     runs = expand_sweep(config, schema)
-    for hparams in runs.values():
-        try:
-            check_model_name(hparams["model"])
-        except ValueError as error:
-            raise ConfigError(f"{_model_key(config)}: {error}") from None
+    _check_models(config, runs)
     return runs
 
 
@@ -71,18 +68,30 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
     train_schema = schema["properties"]["train"]
     grid: Mapping[str, list] = config["sweep"]["grid"]
     for key, values in grid.items():
-        if key not in train_schema["properties"]:
-            allowed = ", ".join(train_schema["properties"])
+        if key == MODEL_ARGS:
+            raise ConfigError(
+                f"sweep.grid.{key}: sweep one argument at a time, e.g. sweep.grid.{MODEL_ARGS_PREFIX}width: [32, 64]"
+            )
+        if key.startswith(MODEL_ARGS_PREFIX):
+            if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
+                raise ConfigError(f"sweep.grid.{key}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
+        elif key not in train_schema["properties"]:
+            keys = [f"{MODEL_ARGS_PREFIX}<name>" if key == MODEL_ARGS else key for key in train_schema["properties"]]
+            allowed = ", ".join(keys)
             raise ConfigError(f"sweep.grid.{key}: unknown hyperparameter; allowed: {allowed}")
+        else:
+            for index, value in enumerate(values):
+                _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
         for index, value in enumerate(values):
-            _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
-            _id_value(f"sweep.grid.{key}[{index}]", value)
+            _id_value(f"sweep.grid.{key}[{index}]", _id_form(key, value))
 
     runs: dict[str, dict] = {}
     for combination in itertools.product(*grid.values()):
         for seed in config["sweep"]["seeds"]:
-            hparams = {**config["train"], **dict(zip(grid, combination)), "seed": seed}
-            parts = [f"{key}-{_id_value(key, value)}" for key, value in zip(grid, combination)]
+            hparams = {**config["train"], "seed": seed}
+            for key, value in zip(grid, combination):
+                hparams = with_hparam(hparams, key, value)
+            parts = [f"{key}-{_id_value(key, _id_form(key, value))}" for key, value in zip(grid, combination)]
             run_id = "_".join([*parts, f"seed-{seed}"])
             if run_id in runs:
                 raise ConfigError(
@@ -132,6 +141,31 @@ def tracking_settings(tracking: Mapping, results_dir: Path, project: str) -> dic
         },
         "wandb": wandb | {"project": wandb["project"] or project},
     }
+
+
+def _check_models(config: Mapping, runs: Mapping[str, dict]) -> None:
+    """Each model of the sweep is known (a lab's own: its file parses and defines the class), and each
+    ``model_args`` fits its constructor; every distinct pair is checked once."""
+    from mlpipe.models.factory import check_model_args, check_model_name
+
+    grid = config["sweep"]["grid"]
+    model_key = "sweep.grid.model" if "model" in grid else "train.model"
+    checked: set[str] = set()
+    for hparams in runs.values():
+        pair = repr((hparams["model"], sorted(hparams[MODEL_ARGS].items(), key=lambda item: item[0])))  # hashable
+        if pair in checked:
+            continue
+        checked.add(pair)
+        try:
+            check_model_name(hparams["model"])
+        except ValueError as error:
+            raise ConfigError(f"{model_key}: {error}") from None
+        try:
+            check_model_args(hparams["model"], hparams[MODEL_ARGS])
+        except ValueError as error:
+            argument = getattr(error, "argument", None)
+            swept = f"{MODEL_ARGS_PREFIX}{argument}"
+            raise ConfigError(f"{'sweep.grid.' + swept if swept in grid else 'train.model_args'}: {error}") from None
 
 
 def _check_dataset(dataset: Mapping) -> None:
@@ -187,8 +221,10 @@ def _id_value(key: str, value: Any) -> str:
     return text
 
 
-def _model_key(config: Mapping) -> str:
-    return "sweep.grid.model" if "model" in config["sweep"]["grid"] else "train.model"
+def _id_form(key: str, value: Any) -> Any:
+    """What a run id shows of a swept value: a lab's model class by its class name (``model-MyModel``)."""
+    reference = parse_reference(value) if key == "model" and isinstance(value, str) else None
+    return reference.class_name if reference else value
 
 
 def _one_line(error: jsonschema.exceptions.ValidationError) -> str:

@@ -171,7 +171,13 @@ def set_up(job: TrainJob) -> Run:
     if on_device:
         val_images, val_labels = to_device_tensor(val_images, device), torch.from_numpy(val_labels).to(device)
     torch.manual_seed(hparams["seed"])
-    model = build_model(hparams["model"], meta["shape"][0], meta["num_classes"])
+    model = build_model(
+        hparams["model"],
+        meta["shape"][0],
+        meta["num_classes"],
+        input_shape=meta["shape"],
+        model_args=hparams["model_args"],
+    )
     engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch, group)
     fingerprint = run_fingerprint(job.run_id, hparams, meta, group.world_size, precision.name)
     return Run(device, group, precision, meta, normalizer, batches, val_images, val_labels, engine, fingerprint)

@@ -2,7 +2,8 @@
 
 ``resume.pt`` (under ``checkpoint_root/<run id>/``) holds everything needed to continue a run at the
 step where it stopped. It is continued only if the run it describes is the same run: same
-hyperparameters, data, model and training code, number of processes and precision.
+hyperparameters, data, model and training code (the lab's own model files included), number of processes
+and precision.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from mlpipe.training.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from mlpipe.training.progress import Progress
+from mlpipe.user_code import source_checksum
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ def run_fingerprint(run_id: str, hparams: dict, meta: dict, world_size: int, pre
         "hparams": hparams,
         "data": meta,
         "code": code_fingerprint(*CODE_PACKAGES),
+        "model_code": source_checksum(hparams["model"]),  # a lab's model file and the project files it imports
         "world_size": world_size,
         "precision": precision,  # e.g. a bf16 state resumed on a V100 (fp16 + scaler) would not load
     }
