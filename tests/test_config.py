@@ -200,6 +200,12 @@ def test_a_swept_lab_model_is_named_by_its_class_in_the_run_id(lab_project):
     assert runs["model-MyNet_seed-0"]["model"] == "src/models/model.py:MyNet"
 
 
+def test_a_custom_dataset_is_checked_against_its_constructor(lab_project):
+    lab_files(lab_project)
+    dataset = {"name": "custom", "custom": {"class": "src/data/dataset.py:Windows", "args": {"root": "raw"}}}
+    checked({"dataset": dataset})
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -218,6 +224,32 @@ def test_a_swept_lab_model_is_named_by_its_class_in_the_run_id(lab_project):
             "sweep.grid.model_args.depth: MyNet takes no argument 'depth'; its parameters:",
         ),
         ({"sweep": {"grid": {"model_args": [{"width": 8}]}}}, "sweep.grid.model_args: sweep one argument at a time"),
+        (
+            {"dataset": {"name": "custom"}},
+            "dataset.custom.class: required for dataset custom: your torch Dataset class",
+        ),
+        (
+            {"dataset": {"name": "custom", "custom": {"class": "src/data/dataset.py:Windows"}}},
+            "dataset.custom.args: Windows needs 'root'; set dataset.custom.args.root in the config",
+        ),
+        (
+            {
+                "dataset": {
+                    "name": "custom",
+                    "custom": {"class": "src/data/dataset.py:Windows", "args": {"root": "r", "x": 1}},
+                }
+            },
+            "dataset.custom.args: Windows takes no argument 'x'; its parameters: root, split, transform",
+        ),
+        (
+            {
+                "dataset": {
+                    "name": "custom",
+                    "custom": {"class": "src/data/dataset.py:Windows", "args": {"split": "all"}},
+                }
+            },
+            "dataset.custom.args.split: mlpipe passes it itself (to read the train and test splits); remove it",
+        ),
     ],
 )
 def test_a_lab_class_that_cannot_be_used_names_the_key(lab_project, overrides, message):

@@ -110,11 +110,15 @@ def download_settings(dataset: Mapping) -> dict:
 
 
 def preprocess_settings(dataset: Mapping) -> dict:
-    """What the preprocess job needs: the split and image decoding, not the source."""
+    """What the preprocess job needs: the split and image decoding, not the source; for dataset custom
+    also the Dataset class and its arguments (preprocess is where the class runs)."""
     folder = dataset["image_folder"]
-    return {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")} | {
-        "image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}
-    }
+    custom = {"custom": dataset["custom"]} if dataset["name"] == "custom" else {}
+    return (
+        {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")}
+        | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}}
+        | custom
+    )
 
 
 def stage_to_tmpdir(train_job: Mapping, on_cluster: bool) -> bool:
@@ -185,8 +189,36 @@ def _check_dataset(dataset: Mapping) -> None:
             )
         if not Path(root).expanduser().is_dir():
             raise ConfigError(f"dataset.image_folder.root: no such folder {root}")
+    if dataset["name"] == "custom":
+        _check_custom_dataset(dataset["custom"])
     if dataset["local_dir"] and not Path(dataset["local_dir"]).expanduser().is_dir():
         raise ConfigError(f"dataset.local_dir: no such folder {dataset['local_dir']}")
+
+
+def _check_custom_dataset(custom: Mapping) -> None:
+    """The Dataset class exists and its constructor takes ``dataset.custom.args`` (as far as its source says)."""
+    from mlpipe.preprocess.user_dataset import SPLIT_ARGUMENTS
+    from mlpipe.user_code import FORMS, UserCodeError, check_arguments, check_reference
+
+    if not custom["class"]:
+        raise ConfigError(f"dataset.custom.class: required for dataset custom: your torch Dataset class, as {FORMS}")
+    reference = parse_reference(custom["class"])
+    if reference is None:
+        raise ConfigError(f"dataset.custom.class: {custom['class']!r} is not a class reference; write {FORMS}")
+    for name in SPLIT_ARGUMENTS:
+        if name in custom["args"]:
+            raise ConfigError(
+                f"dataset.custom.args.{name}: mlpipe passes it itself (to read the train and test splits); remove it"
+            )
+    try:
+        parameters = check_reference(reference)
+    except UserCodeError as error:
+        raise ConfigError(f"dataset.custom.class: {error}") from None
+    split = [name for name in SPLIT_ARGUMENTS if parameters is not None and name in parameters.names][:1]
+    try:
+        check_arguments(reference, parameters, [*custom["args"], *split], "dataset.custom.args")
+    except UserCodeError as error:
+        raise ConfigError(f"dataset.custom.args: {error}") from None
 
 
 def _check_trackers(tracking: Mapping) -> None:

@@ -52,11 +52,14 @@ RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
-# Checksums of the lab's own model code (mlpipe.user_code), per model of the sweep; '' for built-ins.
-# As rule params, editing one reruns the jobs that run it.
+# Checksums of the lab's own code (mlpipe.user_code): a model file per model of the sweep, the Dataset
+# file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
     model: source_checksum(model) for model in {run["model"] for run in RUNS.values()}
 }
+DATASET_CODE = (
+    source_checksum(config["dataset"]["custom"]["class"]) if DATASET == "custom" else ""
+)
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 

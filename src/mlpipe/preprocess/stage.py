@@ -4,7 +4,7 @@ Samples are decoded one chunk at a time and scattered straight into memory-mappe
 files, so a dataset larger than RAM works and peak memory stays near one chunk. Each file
 is written under a temporary name and renamed when complete; ``meta.json`` comes last.
 Arrays are ``(N, *sample shape)``: uint8 for images and any uint8 data, float32 for other numbers
-(float signals or features); labels are int64.
+(a lab's Dataset of float signals or features); labels are int64.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
 from mlpipe.preprocess.split import TRAIN, assign_source_splits
 from mlpipe.preprocess.statistics import channel_statistics
+from mlpipe.preprocess.user_dataset import read_user_dataset
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,24 @@ DEFAULT_CHUNK_SIZE = 4096
 def preprocess_dataset(
     raw_dir: Path, processed_dir: Path, dataset_config: dict, *, threads: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> dict:
-    """Split, convert and write one dataset; image folders are decoded first (and the scratch copy removed)."""
+    """Split, convert and write one dataset; image folders and a lab's Dataset class are read into one scratch
+    array first (removed afterwards)."""
     manifest = read_json(raw_dir / MANIFEST_NAME)
     split = {key: dataset_config[key] for key in ("val_fraction", "test_fraction", "split_seed")}
-    if manifest["format"] != "image_folder":
+    if manifest["format"] not in ("image_folder", "custom"):
         return write_processed(open_reader(raw_dir, manifest), manifest, processed_dir, **split, chunk_size=chunk_size)
     processed_dir.mkdir(parents=True, exist_ok=True)
-    decoded = processed_dir / ".decoded-images.npy"
+    decoded = processed_dir / f".decoded-{'images' if manifest['format'] == 'image_folder' else 'samples'}.npy"
     try:
-        reader, skipped = decode_image_folder(
-            raw_dir, manifest, dataset_config["image_folder"], decoded, threads=threads
-        )
-        return write_processed(reader, {**manifest, "skipped": skipped}, processed_dir, **split, chunk_size=chunk_size)
+        if manifest["format"] == "image_folder":
+            reader, skipped = decode_image_folder(
+                raw_dir, manifest, dataset_config["image_folder"], decoded, threads=threads
+            )
+            manifest = {**manifest, "skipped": skipped}
+        else:
+            reader, classes = read_user_dataset(dataset_config["custom"], decoded, threads=threads)
+            manifest = {**manifest, "classes": classes, "source": dataset_config["custom"]}
+        return write_processed(reader, manifest, processed_dir, **split, chunk_size=chunk_size)
     finally:
         decoded.unlink(missing_ok=True)
 
@@ -111,6 +118,7 @@ def write_processed(
             if "skipped" in manifest
             else {}
         ),
+        **({"source": manifest["source"]} if "source" in manifest else {}),  # a lab's Dataset class and its args
     }
     write_json(processed_dir / META_NAME, meta)
     log.info("processed %s: %s", manifest["dataset"], meta["counts"])
