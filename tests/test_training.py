@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -459,6 +460,63 @@ def test_an_image_folder_trains_through_snakemake_from_a_copy_in_tmpdir(tmp_path
     meta = json.loads((workdir / "data" / "processed" / "image_folder" / "meta.json").read_text())
     assert meta["classes"] == ["birds", "cats", "dogs"]
     assert (workdir / "results" / "plots" / "confusion_best.png").exists()
+
+
+EXAMPLE = REPO / "examples" / "vehicle_sensors"
+LAB_MODEL = f"{EXAMPLE / 'src' / 'models' / 'model.py'}:MyModel"
+
+
+@pytest.fixture(scope="module")
+def processed_signals(tmp_path_factory) -> Path:
+    """The worked example's vehicle-sensor windows (float32, 6 x 128), a small set, through the real stages."""
+    root = tmp_path_factory.mktemp("signals")
+    download_dataset({"name": "custom"}, root / "raw")
+    settings = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
+    dataset_class = "examples/vehicle_sensors/src/data/dataset.py:CustomDataset"
+    settings["custom"] = {"class": dataset_class, "args": {"num_windows": 480}}
+    command = [sys.executable, str(REPO / "scripts" / "preprocess.py"), "--dataset", json.dumps(settings)]
+    command += ["--raw-dir", str(root / "raw"), "--processed-dir", str(root / "processed"), "--threads", "2"]
+    subprocess.run(command, cwd=REPO, env=job_env(), check=True, capture_output=True)
+    return root / "processed"
+
+
+def lab_hparams(**overrides) -> dict:
+    return hparams(model=LAB_MODEL, model_args={"width": 8}, optimizer="adamw", lr=0.003, **overrides)
+
+
+def test_a_lab_model_on_signals_resumes_bit_identical_after_sigusr1(processed_signals, tmp_path):
+    params = lab_hparams(epochs=6, batch_size=8)
+    reference = train(tmp_path / "reference", processed_signals, params)
+    assert f"training reference: {LAB_MODEL} on cpu" in reference.log
+    assert json.loads((tmp_path / "reference" / "out" / "run_config.json").read_text())["dataset"]["shape"] == [6, 128]
+
+    run_dir = tmp_path / "interrupted"
+    process = TrainProcess(run_dir, processed_signals, params)
+    process.wait_for("epoch 1/6")
+    process.process.send_signal(signal.SIGUSR1)
+    assert process.finish() == EXIT_CHECKPOINTED, process.log
+    resumed = train(run_dir, processed_signals, params)
+    assert "resuming" in resumed.log
+    assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "reference"))
+    pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(tmp_path / "reference"))
+    assert load_checkpoint(run_dir / "out" / "best.pt")["model_args"] == {"width": 8}
+
+
+def test_a_lab_model_trains_in_two_ddp_processes(processed_signals, tmp_path):
+    env = job_env() | {"MLPIPE_ALLOW_CPU": "1"}
+    run = train(tmp_path / "ddp", processed_signals, lab_hparams(epochs=1, batch_size=16), "--gpus", "2", env=env)
+    assert "2 process(es)" in run.log
+    assert json.loads((tmp_path / "ddp" / "out" / "run_config.json").read_text())["world_size"] == 2
+
+
+def test_flips_asked_for_signals_stop_the_run_before_any_epoch(processed_signals, tmp_path):
+    process = TrainProcess(tmp_path / "flip", processed_signals, lab_hparams(epochs=1, flip=True))
+    assert process.finish() == 1
+    assert process.log.strip().splitlines()[-1] == (
+        "error: AugmentationError: train.flip: random crops and flips need images (C, H, W), but this dataset's "
+        "samples have shape (6, 128); set train.flip: false"
+    )
+    assert "epoch" not in process.log
 
 
 TINY_LAB_MODEL = """
