@@ -37,9 +37,10 @@ test: setup  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when
 lint: setup
 	snakemake --lint
 
-benchmark: setup  ## speed figures: end-to-end pipeline, preprocess, training throughput
+benchmark: setup  ## speed figures: end-to-end pipeline, preprocess, parse time, training throughput
 	python benchmarks/pipeline.py
 	python benchmarks/preprocess.py
+	python benchmarks/parse.py
 	python benchmarks/training.py
 
 clean:
