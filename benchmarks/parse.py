@@ -41,7 +41,7 @@ def dry_run_seconds(workdir: Path, env: dict, *args: str) -> float:
 def config_check_seconds(workdir: Path, model: str) -> float:
     """The config check and the model checksum alone, as common.smk runs them (best of 5)."""
     from mlpipe.config import check_config, load_schema
-    from mlpipe.user_code import source_checksum
+    from mlpipe.user_sources import source_checksum
 
     schema = load_schema(workdir / "workflow" / "schemas" / "config.schema.yaml")
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())

@@ -13,15 +13,8 @@ import torch
 
 from conftest import REPO
 from mlpipe.models.factory import ModelError, build_model, check_model_args, check_model_name
-from mlpipe.user_code import (
-    Reference,
-    UserCodeError,
-    check_reference,
-    load_class,
-    parse_reference,
-    source_checksum,
-    source_files,
-)
+from mlpipe.user_code import Reference, UserCodeError, check_reference, load_class, parse_reference
+from mlpipe.user_sources import source_checksum, source_files
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,7 +6,7 @@ parameter changes and Snakemake reruns the rule's jobs and what depends on them.
 code retrains every run (and everything after it) without touching download or preprocess; editing
 plotting code reruns only the plots. The checksum is of the content, not of file times: a ``touch``
 or a ``git checkout`` back and forth reruns nothing. A lab's own model and Dataset files get the same
-treatment through :func:`mlpipe.user_code.source_checksum` (per run for the model).
+treatment through :func:`mlpipe.user_sources.source_checksum` (per run for the model).
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 RULE_CODE = {
     "download": ["download", "formats", "progress.py"],
     "preprocess": ["preprocess", "formats", "progress.py", "user_code.py"],
-    "train": ["models", "training", "tracking", "device.py", "processed.py", "inference.py", "user_code.py"],
+    "train": [
+        "models",
+        "training",
+        "tracking",
+        "device.py",
+        "processed.py",
+        "inference.py",
+        "user_code.py",
+        "user_sources.py",
+    ],
     "evaluate": [
         "evaluate",
         "models",

@@ -8,8 +8,8 @@ package folder in the workflow folder counts).
 Three uses, each cheap where it runs:
 - parse time (every ``snakemake`` command): :func:`check_reference` reads the file with ``ast`` (no import, no
   torch): the file exists, has no syntax error, defines the class, and what its ``__init__`` accepts;
-- rule parameters and the resume fingerprint: :func:`source_checksum` of the file and of the project files it
-  imports, so editing them reruns the jobs that run them (and only those);
+- rule parameters and the resume fingerprint: the checksum of the file and of the project files it imports
+  (:mod:`mlpipe.user_sources`), so editing them reruns the jobs that run them (and only those);
 - jobs: :func:`load_class` imports the file with its own folder and the folders above it (up to the workflow
   folder) on ``sys.path``, so a guide-style project's ``from src.models.layers import Block`` works, and
   :func:`construct` builds it, turning arguments its constructor rejects into one line.
@@ -29,7 +29,6 @@ from pathlib import Path
 REFERENCE = re.compile(r"^(?P<source>[^:\s]+):(?P<name>[A-Za-z_]\w*)$")
 MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 PACKAGE_DIR = Path(__file__).resolve().parent
-INSTALLED = {"site-packages", "dist-packages"}  # installed packages: not the project's code, not checksummed
 FORMS = "path/to/file.py:ClassName (relative to the workflow folder) or package.module:ClassName"
 
 
@@ -138,53 +137,6 @@ def check_arguments(reference: Reference, parameters: Parameters | None, given: 
             f"{reference.class_name} needs {', '.join(map(repr, missing))}; set {key}.{missing[0]} in the config",
             missing[0],
         )
-
-
-def source_checksum(text: str) -> str:
-    """A short checksum of the project files behind a reference ('' for a built-in name); changes exactly when
-    the referenced file, or a file of the project it imports, does."""
-    reference = parse_reference(text)
-    if reference is None:
-        return ""
-    try:
-        files = source_files(reference)
-    except UserCodeError:
-        return ""  # reported by the config check
-    if not files:
-        return ""  # mlpipe's own or an installed package's
-    cwd = Path.cwd().resolve()
-    digest = hashlib.sha256()
-    for path in files:  # named relative to the workflow folder: a copy of the workflow keeps its checksums
-        name = path.relative_to(cwd) if path.is_relative_to(cwd) else path
-        digest.update(name.as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def source_files(reference: Reference) -> list[Path]:
-    """The referenced file and the files of its project it imports, directly or not, sorted.
-
-    mlpipe's own modules are left out (each rule already carries their checksum), and so are installed packages.
-    """
-    start = source_file(reference).resolve()
-    if _installed(start) or start.is_relative_to(PACKAGE_DIR):
-        return []
-    roots = search_path(reference)
-    found: set[Path] = set()
-    pending = [start]
-    while pending:
-        path = pending.pop()
-        if path in found:
-            continue
-        found.add(path)
-        try:
-            tree = ast.parse(path.read_bytes())
-        except SyntaxError:
-            continue  # the config check reports the referenced file; an imported one fails when it runs
-        for module in _imported_modules(tree, path):
-            for candidate in _module_candidates(module, roots):
-                if not (_installed(candidate) or candidate.is_relative_to(PACKAGE_DIR) or candidate in found):
-                    pending.append(candidate)
-    return sorted(found)
 
 
 def search_path(reference: Reference) -> list[Path]:
@@ -328,41 +280,3 @@ def _parameters(arguments: ast.arguments, method: bool) -> Parameters:
         required=tuple(required),
         takes_any=arguments.kwarg is not None,
     )
-
-
-def _imported_modules(tree: ast.Module, path: Path) -> list[tuple[str, Path | None]]:
-    """Every import in ``tree`` as (dotted name, folder it is relative to, or None for an absolute import)."""
-    modules = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules += [(alias.name, None) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = None
-            if node.level:
-                base = path.parent
-                for _ in range(node.level - 1):
-                    base = base.parent
-            prefix = node.module or ""
-            modules.append((prefix, base))
-            modules += [(f"{prefix}.{alias.name}".lstrip("."), base) for alias in node.names]
-    return modules
-
-
-def _module_candidates(module: tuple[str, Path | None], roots: list[Path]) -> list[Path]:
-    """The files an import would run: the module (or package ``__init__``) and the packages above it."""
-    name, base = module
-    parts = [part for part in name.split(".") if part]
-    files = []
-    for root in [base] if base is not None else roots:
-        for depth in range(1, len(parts) + 1):
-            folder = root.joinpath(*parts[:depth])
-            for candidate in (folder.with_suffix(".py"), folder / "__init__.py"):
-                if candidate.is_file():
-                    files.append(candidate.resolve())
-    if base is not None and not parts and (base / "__init__.py").is_file():
-        files.append((base / "__init__.py").resolve())
-    return files
-
-
-def _installed(path: Path) -> bool:
-    return not INSTALLED.isdisjoint(path.parts)

@@ -23,7 +23,7 @@ from mlpipe.cluster.site import SiteError, load_site, on_scratch
 from mlpipe.config import ConfigError
 from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
 from mlpipe.rule_code import rule_code
-from mlpipe.user_code import source_checksum
+from mlpipe.user_sources import source_checksum
 
 PROJECT = Path(workflow.basedir).name
 
@@ -52,7 +52,7 @@ RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
-# Checksums of the lab's own code (mlpipe.user_code): a model file per model of the sweep, the Dataset
+# Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
 # file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
     model: source_checksum(model) for model in {run["model"] for run in RUNS.values()}

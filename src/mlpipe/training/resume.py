@@ -16,7 +16,7 @@ import torch
 
 from mlpipe.training.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from mlpipe.training.progress import Progress
-from mlpipe.user_code import source_checksum
+from mlpipe.user_sources import source_checksum
 
 log = logging.getLogger(__name__)
 
