@@ -187,6 +187,31 @@ def finished_copy(finished_workflow, tmp_path) -> Path:
     return destination
 
 
+@pytest.fixture
+def lab_project(tmp_path, monkeypatch) -> Path:
+    """An empty folder as the working directory, where a test writes a lab's own code; what it imports is forgotten
+    afterwards (a lab's files are imported by their path's module name, which another test reuses)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield tmp_path
+    lab_modules = [
+        name
+        for name, module in list(sys.modules.items())
+        if any(Path(place).is_relative_to(tmp_path) for place in module_places(module))
+    ]
+    for name in lab_modules:  # after the search: a namespace package's folders are looked up through its parent
+        del sys.modules[name]
+
+
+def module_places(module) -> list[str]:
+    """Where a module comes from: its file, and for a (namespace) package its folders."""
+    places = [module.__file__] if getattr(module, "__file__", None) else []
+    folders = getattr(module, "__path__", None)
+    if isinstance(folders, list) or type(folders).__name__ == "_NamespacePath":
+        places += list(folders)
+    return places
+
+
 @pytest.fixture(scope="session")
 def processed_digits(tmp_path_factory) -> Path:
     """The built-in dataset, downloaded and preprocessed once for the tests that train or evaluate on it."""

@@ -83,7 +83,7 @@ def test_run_ids_stay_the_same_when_an_unswept_key_changes():
         ({"train": {"epochs": -1}}, "train.epochs: -1 is less than the minimum of 1"),
         ({"train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type 'integer'"),
         ({"train": {"optimizer": "lion"}}, "train.optimizer: 'lion' is not allowed; allowed: sgd, adamw"),
-        ({"train": {"colour": "red"}}, "train: unknown key(s) colour; allowed: model, epochs,"),
+        ({"train": {"colour": "red"}}, "train: unknown key(s) colour; allowed: model, model_args, epochs,"),
         ({"sparkle": 1}, "config: unknown key(s) sparkle; allowed: results_dir,"),
         (
             {"train": {"model": "resnet9000"}},
@@ -94,7 +94,7 @@ def test_run_ids_stay_the_same_when_an_unswept_key_changes():
         ({"sweep": {"seeds": []}}, "sweep.seeds: [] should be non-empty"),
         (
             {"sweep": {"grid": {"learning_rate": [0.1]}}},
-            "sweep.grid.learning_rate: unknown hyperparameter; allowed: model, epochs,",
+            "sweep.grid.learning_rate: unknown hyperparameter; allowed: model, model_args.<name>, epochs,",
         ),
         ({"sweep": {"grid": {"lr": [0.1, -0.1]}}}, "sweep.grid.lr[1]: -0.1 is less than or equal to the minimum of 0"),
         ({"sweep": {"grid": {"model": ["small_cnn", "bogus"]}}}, "sweep.grid.model: unknown model 'bogus'"),
@@ -152,6 +152,124 @@ def test_snakemake_stops_with_one_line_before_any_job(workflow_copy: Path, overr
     assert "Traceback" not in result.stderr
     assert not (workflow_copy / "data").exists()
     assert not (workflow_copy / "results" / "logs").exists()
+
+
+LAB_MODEL = """
+from torch import nn
+
+
+class MyNet(nn.Module):
+    def __init__(self, in_channels, num_classes, width=32, dropout=0.1):
+        super().__init__()
+        self.head = nn.Linear(in_channels, num_classes)
+"""
+LAB_DATASET = """
+from torch.utils.data import Dataset
+
+
+class Windows(Dataset):
+    def __init__(self, root, split="train", transform=None):
+        self.root = root
+"""
+
+
+def lab_files(folder: Path) -> None:
+    (folder / "src" / "models").mkdir(parents=True)
+    (folder / "src" / "data").mkdir(parents=True)
+    (folder / "src" / "models" / "model.py").write_text(LAB_MODEL)
+    (folder / "src" / "data" / "dataset.py").write_text(LAB_DATASET)
+
+
+def test_a_lab_model_takes_arguments_and_one_can_be_swept_with_readable_run_ids(lab_project):
+    lab_files(lab_project)
+    runs = checked(
+        {
+            "train": {"model": "src/models/model.py:MyNet", "model_args": {"width": 16, "dropout": 0.2}},
+            "sweep": {"grid": {"model_args.width": [16, 64], "lr": [0.1]}, "seeds": [0]},
+        }
+    )
+    assert list(runs) == ["model_args.width-16_lr-0.1_seed-0", "model_args.width-64_lr-0.1_seed-0"]
+    assert runs["model_args.width-64_lr-0.1_seed-0"]["model_args"] == {"width": 64, "dropout": 0.2}
+    assert runs["model_args.width-16_lr-0.1_seed-0"]["model_args"] == {"width": 16, "dropout": 0.2}
+
+
+def test_a_swept_lab_model_is_named_by_its_class_in_the_run_id(lab_project):
+    lab_files(lab_project)
+    runs = checked({"sweep": {"grid": {"model": ["small_cnn", "src/models/model.py:MyNet"]}, "seeds": [0]}})
+    assert list(runs) == ["model-small_cnn_seed-0", "model-MyNet_seed-0"]
+    assert runs["model-MyNet_seed-0"]["model"] == "src/models/model.py:MyNet"
+
+
+def test_a_custom_dataset_is_checked_against_its_constructor(lab_project):
+    lab_files(lab_project)
+    dataset = {"name": "custom", "custom": {"class": "src/data/dataset.py:Windows", "args": {"root": "raw"}}}
+    checked({"dataset": dataset})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"train": {"model": "my_models.py:MyNet"}},
+            "train.model: no such file my_models.py (relative to the workflow",
+        ),
+        ({"train": {"model": "src/models/model.py"}}, "train.model: 'src/models/model.py' names a file but no class; "),
+        ({"train": {"model": "src/models/model.py:Net"}}, "train.model: src/models/model.py defines no Net"),
+        (
+            {"train": {"model": "src/models/model.py:MyNet", "model_args": {"widht": 8}}},
+            "train.model_args: MyNet takes no argument 'widht'; its parameters: in_channels, num_classes, width,",
+        ),
+        (
+            {"train": {"model": "src/models/model.py:MyNet"}, "sweep": {"grid": {"model_args.depth": [2]}}},
+            "sweep.grid.model_args.depth: MyNet takes no argument 'depth'; its parameters:",
+        ),
+        ({"sweep": {"grid": {"model_args": [{"width": 8}]}}}, "sweep.grid.model_args: sweep one argument at a time"),
+        (
+            {"dataset": {"name": "custom"}},
+            "dataset.custom.class: required for dataset custom: your torch Dataset class",
+        ),
+        (
+            {"dataset": {"name": "custom", "custom": {"class": "src/data/dataset.py:Windows"}}},
+            "dataset.custom.args: Windows needs 'root'; set dataset.custom.args.root in the config",
+        ),
+        (
+            {
+                "dataset": {
+                    "name": "custom",
+                    "custom": {"class": "src/data/dataset.py:Windows", "args": {"root": "r", "x": 1}},
+                }
+            },
+            "dataset.custom.args: Windows takes no argument 'x'; its parameters: root, split, transform",
+        ),
+        (
+            {
+                "dataset": {
+                    "name": "custom",
+                    "custom": {"class": "src/data/dataset.py:Windows", "args": {"split": "all"}},
+                }
+            },
+            "dataset.custom.args.split: mlpipe passes it itself (to read the train and test splits); remove it",
+        ),
+    ],
+)
+def test_a_lab_class_that_cannot_be_used_names_the_key(lab_project, overrides, message):
+    lab_files(lab_project)
+    with pytest.raises(ConfigError) as error:
+        checked(overrides)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_a_syntax_error_in_the_labs_model_stops_snakemake_with_file_and_line(workflow_copy: Path):
+    (workflow_copy / "lab").mkdir()
+    (workflow_copy / "lab" / "model.py").write_text("from torch import nn\n\n\nclass MyNet(nn.Module)\n    pass\n")
+    edit_config(workflow_copy, {"train": {"model": "lab/model.py:MyNet"}})
+    result = snakemake(workflow_copy, "--cores", "1", check=False)
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert error_lines[-1] == "config error: train.model: lab/model.py line 4: expected ':'"
+    assert "Traceback" not in result.stderr
+    assert not (workflow_copy / "data").exists()
 
 
 def test_strings_that_are_plain_numbers_are_read_as_the_schemas_types():

@@ -37,7 +37,9 @@ def test_a_run_is_scored_on_the_test_split_from_its_weights_file(processed_digit
     meta = load_meta(processed_digits)
     torch.manual_seed(0)
     model = build_model("small_cnn", meta["shape"][0], meta["num_classes"])
-    save_checkpoint(tmp_path / "best.pt", weights(model, {"model": "small_cnn"}, meta, epoch=4, val_acc=0.5))
+    save_checkpoint(
+        tmp_path / "best.pt", weights(model, {"model": "small_cnn", "model_args": {}}, meta, epoch=4, val_acc=0.5)
+    )
 
     result = evaluate_run(
         tmp_path / "best.pt", processed_digits, tmp_path / "evaluation.json", tmp_path / "confusion.csv"

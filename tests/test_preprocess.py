@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REPO, job_env
 from dataset_files import cifar_archive, image_folder_settings, make_image_folder, md5, write_catalog
 from mlpipe.download.stage import download_dataset
 from mlpipe.formats.idx import write_idx
@@ -15,6 +19,8 @@ from mlpipe.layout import processed_files
 from mlpipe.preprocess.image_folder import CorruptImageError
 from mlpipe.preprocess.split import TEST, VAL, SplitError, assign_source_splits, stratified_assignment
 from mlpipe.preprocess.stage import preprocess_dataset
+from mlpipe.preprocess.user_dataset import DatasetError
+from mlpipe.user_code import UserCodeError
 
 SPLIT_SETTINGS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 
@@ -169,3 +175,236 @@ def test_a_validation_fraction_that_leaves_the_validation_split_empty_is_refused
             tmp_path / "raw", tmp_path / "out", {"val_fraction": 0.01, "test_fraction": 0.2, "split_seed": 0}
         )
     assert not (tmp_path / "out" / "meta.json").exists()
+
+
+SIGNALS = """
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class Signals(Dataset):
+    classes = ["low", "mid", "high"]
+
+    def __init__(self, split="train", count=90, transform=None):
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        self.labels = np.arange(count if split == "train" else count // 3) % 3
+        self.data = 100 + rng.normal(size=(len(self.labels), 2, 16)) + self.labels[:, None, None]  # float64
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        return torch.from_numpy(self.data[idx]), torch.tensor(self.labels[idx])
+"""
+PICTURES = """
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class Pictures(Dataset):
+    def __init__(self, count):
+        self.images = np.random.default_rng(0).integers(0, 256, (count, 8, 6, 3), dtype=np.uint8)
+        self.labels = [index % 5 for index in range(count)]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        return Image.fromarray(self.images[idx]), self.labels[idx]
+"""
+FEATURES = """
+import numpy as np
+from torch.utils.data import Dataset
+
+
+class Features(Dataset):
+    def __init__(self, rows, train=True):
+        self.rows = rows if train else rows // 2
+        self.offset = 0 if train else 10_000
+
+    def __len__(self):
+        return self.rows
+
+    def __getitem__(self, idx):
+        value = self.offset + idx
+        return np.array([value, value / 2, 1.5, -value, 3]), np.int64(value % 2)
+"""
+
+
+def write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def read_custom(settings_class: str, args: dict, out: Path, threads: int = 2, **split) -> dict:
+    """The custom dataset through the download and preprocess stages, as the workflow runs them."""
+    raw = out.parent / f"{out.name}-raw"
+    download_dataset({"name": "custom"}, raw)
+    return preprocess_dataset(
+        raw, out, SPLIT_SETTINGS | split | {"custom": {"class": settings_class, "args": args}}, threads=threads
+    )
+
+
+def load_arrays(processed: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {
+        split: (np.load(processed / f"{split}_images.npy"), np.load(processed / f"{split}_labels.npy"))
+        for split in ("train", "val", "test")
+    }
+
+
+def test_a_dataset_with_a_split_argument_keeps_its_test_split_and_its_float_signals(lab_project):
+    write_file(lab_project / "src" / "data" / "dataset.py", SIGNALS)
+    meta = read_custom("src/data/dataset.py:Signals", {"count": 90}, lab_project / "processed")
+
+    arrays = load_arrays(lab_project / "processed")
+    assert meta["counts"] == {"train": 72, "val": 18, "test": 30}  # val carved from train, the test split as given
+    assert meta["shape"] == [2, 16] and meta["dtype"] == "float32" and meta["classes"] == ["low", "mid", "high"]
+    assert meta["source"] == {"class": "src/data/dataset.py:Signals", "args": {"count": 90}}
+    for images, labels in arrays.values():
+        assert images.dtype == np.float32 and images.shape[1:] == (2, 16) and labels.dtype == np.int64
+    test_images, test_labels = arrays["test"]
+    expected = 100 + np.random.default_rng(1).normal(size=(30, 2, 16)) + (np.arange(30) % 3)[:, None, None]
+    assert np.array_equal(test_images, expected.astype(np.float32)) and test_labels.tolist() == [0, 1, 2] * 10
+    train = arrays["train"][0].astype(np.float64)  # per channel, over the training split only, in the data's units
+    assert meta["mean"] == pytest.approx(train.mean(axis=(0, 2)).tolist(), abs=1e-6)
+    assert meta["std"] == pytest.approx(train.std(axis=(0, 2)).tolist(), abs=1e-6)
+    assert sorted(p.name for p in (lab_project / "processed").iterdir()) == sorted(
+        p.name for p in processed_files(lab_project / "processed")
+    )
+
+
+def test_a_dataset_of_pil_images_without_a_split_argument_is_split_by_mlpipe_and_stays_uint8(lab_project):
+    write_file(lab_project / "pictures.py", PICTURES)
+    meta = read_custom("pictures.py:Pictures", {"count": 100}, lab_project / "processed")
+
+    assert meta["shape"] == [3, 8, 6] and meta["dtype"] == "uint8" and meta["classes"] == ["0", "1", "2", "3", "4"]
+    assert meta["counts"] == {"train": 65, "val": 15, "test": 20}  # stratified: 4 and 3 of each class's 20
+    source = np.random.default_rng(0).integers(0, 256, (100, 8, 6, 3), dtype=np.uint8)
+    by_bytes = {image.transpose(2, 0, 1).tobytes(): index % 5 for index, image in enumerate(source)}
+    written = [
+        (image.tobytes(), label)
+        for images, labels in load_arrays(lab_project / "processed").values()
+        for image, label in zip(images, labels)
+    ]
+    assert len(written) == 100 and all(by_bytes[key] == label for key, label in written)
+    for _, labels in load_arrays(lab_project / "processed").values():
+        assert np.bincount(labels, minlength=5).tolist() == [len(labels) // 5] * 5
+
+
+def test_a_dataset_with_a_train_flag_reads_the_same_with_workers_or_without(lab_project):
+    write_file(lab_project / "features.py", FEATURES)
+    with_workers = read_custom("features.py:Features", {"rows": 1000}, lab_project / "two", threads=2)
+    in_process = read_custom("features.py:Features", {"rows": 1000}, lab_project / "one", threads=1)
+
+    assert with_workers["counts"] == {"train": 800, "val": 200, "test": 500} and with_workers["shape"] == [5]
+    assert with_workers["checksums"] == in_process["checksums"]
+    test_images, test_labels = load_arrays(lab_project / "two")["test"]
+    assert test_images[7].tolist() == [10_007, 5003.5, 1.5, -10_007, 3] and test_labels[7] == 1
+
+
+FAULTY = """
+import numpy as np
+from torch.utils.data import Dataset
+
+
+class Faulty(Dataset):
+    def __init__(self, fault):
+        self.fault = fault
+        if fault == "beyond classes":
+            self.classes = ["a", "b"]
+
+    def __len__(self):
+        return 0 if self.fault == "empty" else 600
+
+    def __getitem__(self, idx):
+        sample, label = np.zeros((2, 4), np.uint8 if self.fault == "dtype" else np.float32), idx % 2
+        if idx == 517:  # in a chunk a worker reads
+            if self.fault == "shape":
+                sample = np.zeros((2, 5), np.float32)
+            elif self.fault == "float label":
+                label = 0.5
+            elif self.fault == "text label":
+                label = "cat"
+            elif self.fault == "negative":
+                label = -1
+            elif self.fault == "beyond classes":
+                label = 2
+            elif self.fault == "nan":
+                sample[1, 2] = np.nan
+            elif self.fault == "dtype":
+                sample = sample.astype(np.float32)
+            elif self.fault == "item":
+                return {"sample": sample, "label": label}
+            elif self.fault == "crash":
+                raise KeyError("no row 517")
+        return sample, label
+"""
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("shape", r"Faulty\[517\]: the sample has shape \(2, 5\), but sample 0 has \(2, 4\); every sample must .*"),
+        ("float label", r"Faulty\[517\]: the label 0.5 is not an integer class index; return an int in 0..K-1 .*"),
+        ("text label", r"Faulty\[517\]: the label 'cat' is not an integer class index; .*"),
+        ("negative", r"Faulty\[517\]: the label -1 is negative; class indices start at 0"),
+        ("beyond classes", r"Faulty\[517\]: the label 2 is not an index of its 2 classes"),
+        ("nan", r"Faulty\[517\]: the sample holds NaN or infinite values"),
+        ("dtype", r"Faulty\[517\]: the sample is float32, but sample 0 is uint8; return one dtype for every sample"),
+        ("item", r"Faulty\[517\] returned a dict; __getitem__ must return \(sample, label\)"),
+        ("crash", r"Faulty\[517\] raised KeyError: 'no row 517'; its traceback is above"),
+        ("empty", r"dataset.custom.class: Faulty is empty \(its len\(\) is 0\)"),
+    ],
+)
+def test_a_sample_that_breaks_the_rules_stops_preprocess_naming_its_index(lab_project, fault, message):
+    write_file(lab_project / "faulty.py", FAULTY)
+    with pytest.raises(DatasetError, match=f"^{message}$"):
+        read_custom("faulty.py:Faulty", {"fault": fault}, lab_project / "processed")
+    assert list((lab_project / "processed").iterdir()) == []  # nothing half-written, no scratch array left
+
+
+def test_a_constructor_that_refuses_the_arguments_is_one_line(lab_project):
+    # The constructor is inherited, so the config check (which reads the source) could not tell.
+    write_file(
+        lab_project / "faulty.py",
+        "from torch.utils.data import Dataset\n\n\nclass Base(Dataset):\n    def __init__(self, size):\n"
+        "        self.size = size\n\n\nclass Faulty(Base):\n    pass\n",
+    )
+    with pytest.raises(UserCodeError, match=r"^dataset.custom.args: Faulty\(sise=3\) is refused: missing a required"):
+        read_custom("faulty.py:Faulty", {"sise": 3}, lab_project / "processed")
+
+
+def test_an_error_in_the_labs_dataset_code_shows_its_traceback_then_one_line(lab_project):
+    write_file(lab_project / "faulty.py", FAULTY)
+    download_dataset({"name": "custom"}, lab_project / "raw")
+    settings = SPLIT_SETTINGS | {"custom": {"class": "faulty.py:Faulty", "args": {"fault": "crash"}}}
+    result = subprocess.run(
+        [
+            *(sys.executable, str(REPO / "scripts" / "preprocess.py"), "--dataset", json.dumps(settings)),
+            *("--raw-dir", "raw", "--processed-dir", "processed", "--threads", "2"),
+        ],
+        cwd=lab_project,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert 'faulty.py", line 35, in __getitem__\n    raise KeyError("no row 517")' in result.stderr  # the lab's line
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == "error: DatasetError: Faulty[517] raised KeyError: 'no row 517'; its traceback is above"
+
+
+def test_a_torchvision_dataset_class_is_read_by_reference(lab_project):
+    raw = lab_project / "data" / "FashionMNIST" / "raw"  # where torchvision's FashionMNIST looks for its files
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 300), ("t10k", 100)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", (np.arange(count) % 10).astype(np.uint8))
+    args = {"root": "data", "download": False}
+    meta = read_custom("torchvision.datasets:FashionMNIST", args, lab_project / "processed")
+    assert meta["shape"] == [1, 28, 28] and meta["dtype"] == "uint8"
+    assert meta["classes"][:2] == ["T-shirt/top", "Trouser"] and meta["counts"]["test"] == 100  # train=False kept

@@ -55,3 +55,19 @@ def test_an_empty_or_incomplete_meta_json_is_named(processed_copy, text, problem
         load_meta(processed_copy)
     assert str(error.value).startswith(f"{processed_copy / 'meta.json'}: {problem}")
     assert str(error.value).endswith(REBUILD_HINT)
+
+
+def test_float_signals_are_normalised_per_channel_in_their_own_units():
+    signals = torch.randn(4, 3, 10, dtype=torch.float64).float() * 5 + 100
+    mean, std = [100.0, 99.0, 101.0], [5.0, 4.0, 6.0]
+    normalizer = Normalizer(mean, std, torch.device("cpu"), True, sample_rank=2, dtype="float32")
+    expected = (signals - torch.tensor(mean).view(1, 3, 1)) / torch.tensor(std).view(1, 3, 1)
+    assert torch.allclose(normalizer(signals), expected, atol=1e-5)  # no /255, and no channels_last for (N, C, T)
+
+
+def test_feature_vectors_are_normalised_per_feature():
+    features = torch.tensor([[1.0, 10.0], [3.0, 30.0]])
+    normalizer = Normalizer.of(
+        {"mean": [2.0, 20.0], "std": [1.0, 10.0], "shape": [2], "dtype": "float32"}, torch.device("cpu"), False
+    )
+    assert normalizer(features).tolist() == [[-1.0, -1.0], [1.0, 1.0]]

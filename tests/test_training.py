@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from mlpipe.models.factory import build_model
 from mlpipe.preprocess.stage import preprocess_dataset
 from mlpipe.processed import REBUILD_HINT, Normalizer
 from mlpipe.training.checkpoint import load_checkpoint
-from mlpipe.training.data import Augmentation, TrainBatches, random_crop
+from mlpipe.training.data import Augmentation, AugmentationError, TrainBatches, random_crop
 from mlpipe.training.ema import WeightAverage
 from mlpipe.training.model_check import ModelMismatchError, check_model_fits
 from mlpipe.training.schedule import lr_factor
@@ -65,6 +66,34 @@ def make_batches(**kwargs) -> TrainBatches:
         seed=3,
     )
     return TrainBatches(images, labels, **(defaults | kwargs))
+
+
+def test_float_signals_streamed_from_host_buffers_equal_those_kept_on_the_device():
+    signals = np.random.default_rng(0).normal(size=(20, 3, 7)).astype(np.float32)
+    common = dict(
+        batch_size=6,
+        device=torch.device("cpu"),
+        normalizer=Normalizer([0.0] * 3, [2.0] * 3, torch.device("cpu"), False, sample_rank=2, dtype="float32"),
+        augmentation=Augmentation(),
+        seed=3,
+    )
+    resident = TrainBatches(signals, np.arange(20) % 4, **common)
+    streamed = TrainBatches(signals, np.arange(20) % 4, **common, on_device=False)
+    plan = resident.plan(1)
+    for step in range(resident.steps_per_epoch):
+        images, labels = resident.batch(plan, step)
+        assert images.dtype == torch.float32 and images.shape == (6, 3, 7)
+        assert torch.equal(images, torch.from_numpy(signals[plan.order[step * 6 : (step + 1) * 6].numpy()]) / 2)
+        streamed_images, streamed_labels = streamed.batch(streamed.plan(1), step)
+        assert torch.equal(images, streamed_images) and torch.equal(labels, streamed_labels)
+
+
+@pytest.mark.parametrize("key, value", [("crop_padding", 4), ("flip", True)])
+def test_crop_and_flip_are_refused_for_samples_that_are_not_images(key, value):
+    params = {"crop_padding": 0, "flip": False, key: value}
+    assert Augmentation.for_samples(params, [3, 32, 32]) == Augmentation(**params)
+    with pytest.raises(AugmentationError, match=rf"^train.{key}: random crops and flips need images \(C, H, W\), but"):
+        Augmentation.for_samples(params, [6, 128])
 
 
 def test_epoch_plan_depends_only_on_seed_and_epoch():
@@ -543,3 +572,81 @@ def test_damaged_processed_data_stops_the_run_naming_the_file_and_the_fix(proces
     assert last_line(process).startswith(f"error: ProcessedDataError: {processed / damaged}: ")
     assert last_line(process).endswith(REBUILD_HINT)
     assert "Traceback" not in process.log
+
+
+EXAMPLE = REPO / "examples" / "vehicle_sensors"
+LAB_MODEL = f"{EXAMPLE / 'src' / 'models' / 'model.py'}:MyModel"
+
+
+@pytest.fixture(scope="module")
+def processed_signals(tmp_path_factory) -> Path:
+    """The worked example's vehicle-sensor windows (float32, 6 x 128), a small set, through the real stages."""
+    root = tmp_path_factory.mktemp("signals")
+    download_dataset({"name": "custom"}, root / "raw")
+    settings = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
+    dataset_class = "examples/vehicle_sensors/src/data/dataset.py:CustomDataset"
+    settings["custom"] = {"class": dataset_class, "args": {"num_windows": 480}}
+    command = [sys.executable, str(REPO / "scripts" / "preprocess.py"), "--dataset", json.dumps(settings)]
+    command += ["--raw-dir", str(root / "raw"), "--processed-dir", str(root / "processed"), "--threads", "2"]
+    subprocess.run(command, cwd=REPO, env=job_env(), check=True, capture_output=True)
+    return root / "processed"
+
+
+def lab_hparams(**overrides) -> dict:
+    return hparams(model=LAB_MODEL, model_args={"width": 8}, optimizer="adamw", lr=0.003, **overrides)
+
+
+def test_a_lab_model_on_signals_resumes_bit_identical_after_sigusr1(processed_signals, tmp_path):
+    params = lab_hparams(epochs=6, batch_size=8)
+    reference = train(tmp_path / "reference", processed_signals, params)
+    assert f"training reference: {LAB_MODEL} on cpu" in reference.log
+    assert json.loads((tmp_path / "reference" / "out" / "run_config.json").read_text())["dataset"]["shape"] == [6, 128]
+
+    run_dir = tmp_path / "interrupted"
+    process = TrainProcess(run_dir, processed_signals, params)
+    process.wait_for("epoch 1/6")
+    process.process.send_signal(signal.SIGUSR1)
+    assert process.finish() == EXIT_CHECKPOINTED, process.log
+    resumed = train(run_dir, processed_signals, params)
+    assert "resuming" in resumed.log
+    assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "reference"))
+    pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(tmp_path / "reference"))
+    assert load_checkpoint(run_dir / "out" / "best.pt")["model_args"] == {"width": 8}
+
+
+def test_a_lab_model_trains_in_two_ddp_processes(processed_signals, tmp_path):
+    env = job_env() | {"MLPIPE_ALLOW_CPU": "1"}
+    run = train(tmp_path / "ddp", processed_signals, lab_hparams(epochs=1, batch_size=16), "--gpus", "2", env=env)
+    assert "2 process(es)" in run.log
+    assert json.loads((tmp_path / "ddp" / "out" / "run_config.json").read_text())["world_size"] == 2
+
+
+def test_flips_asked_for_signals_stop_the_run_before_any_epoch(processed_signals, tmp_path):
+    process = TrainProcess(tmp_path / "flip", processed_signals, lab_hparams(epochs=1, flip=True))
+    assert process.finish() == 1
+    assert process.log.strip().splitlines()[-1] == (
+        "error: AugmentationError: train.flip: random crops and flips need images (C, H, W), but this dataset's "
+        "samples have shape (6, 128); set train.flip: false"
+    )
+    assert "epoch" not in process.log
+
+
+TINY_LAB_MODEL = """
+from torch import nn
+
+
+def Net(in_channels, num_classes):
+    return nn.Linear(in_channels, num_classes)
+"""
+
+
+def test_editing_a_lab_model_file_keeps_its_old_checkpoint_from_being_resumed(lab_project):
+    from mlpipe.training.resume import run_fingerprint
+
+    model = lab_project / "model.py"
+    model.write_text(TINY_LAB_MODEL)
+    params = {"model": "model.py:Net"}
+    before = run_fingerprint("run", params, {}, 1, "fp32")
+    model.write_text(TINY_LAB_MODEL.replace("nn.Linear", "nn.Bilinear"))
+    after = run_fingerprint("run", params, {}, 1, "fp32")
+    assert [key for key in before if before[key] != after[key]] == ["model_code"]

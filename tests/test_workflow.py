@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import STUDY_RUN_IDS as RUN_IDS
-from conftest import edit_config, planned_jobs, snakemake
+from conftest import copy_workflow, edit_config, planned_jobs, snakemake
 
 ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
 
@@ -129,6 +131,79 @@ def test_settings_that_do_not_change_results_rerun_nothing(finished_copy):
 def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
     edit_config(finished_copy, {"dataset": {"split_seed": 1}})
     assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+LAB_MODEL = """
+from torch import nn
+
+from layers import conv_block  # a file beside this one
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, in_channels, num_classes, width=16):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_block(in_channels, width), conv_block(width, width), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, images):
+        return self.head(self.body(images))
+"""
+LAB_LAYERS = """
+from torch import nn
+
+
+def conv_block(in_channels, out_channels):
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU())
+"""
+LAB_RUN_IDS = ["lr-0.05_model-small_cnn_seed-0", "lr-0.05_model-TinyCNN_seed-0"]
+
+
+@pytest.fixture(scope="module")
+def finished_with_a_lab_model(tmp_path_factory) -> Path:
+    """The built-in data, a built-in model and a lab's own one (in lab/models/, importing a file beside it)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("lab-model") / "workflow")
+    (workdir / "lab" / "models").mkdir(parents=True)
+    (workdir / "lab" / "models" / "tiny.py").write_text(LAB_MODEL)
+    (workdir / "lab" / "models" / "layers.py").write_text(LAB_LAYERS)
+    edit_config(
+        workdir,
+        {
+            "train": {"epochs": 3},
+            "sweep": {"grid": {"lr": [0.05], "model": ["small_cnn", "lab/models/tiny.py:TinyCNN"]}, "seeds": [0]},
+        },
+    )
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture
+def lab_model_copy(finished_with_a_lab_model, tmp_path) -> Path:
+    destination = tmp_path / "finished"
+    shutil.copytree(finished_with_a_lab_model, destination, symlinks=True)
+    return destination
+
+
+def test_a_lab_model_trains_beside_a_builtin_one(finished_with_a_lab_model):
+    summary = pd.read_csv(finished_with_a_lab_model / "results" / "summary.csv")
+    assert summary["run_id"].tolist() == LAB_RUN_IDS
+    assert summary["model"].tolist() == ["small_cnn", "lab/models/tiny.py:TinyCNN"]
+    assert summary["test_acc"].min() > 0.3  # 3 epochs on digits: far above the 10% of chance
+
+
+def test_editing_a_lab_model_file_retrains_only_the_runs_that_use_it(lab_model_copy):
+    model = lab_model_copy / "lab" / "models" / "tiny.py"
+    model.write_text(model.read_text().replace("width=16", "width=12"))
+    assert planned_jobs(lab_model_copy) == {"train": 1, "evaluate": 1, **ANALYSIS}
+    dry_run = snakemake(lab_model_copy, "-n").stdout
+    assert "run=lr-0.05_model-TinyCNN_seed-0" in dry_run and "run=lr-0.05_model-small_cnn" not in dry_run
+
+
+def test_editing_a_file_the_lab_model_imports_retrains_its_runs_too(lab_model_copy):
+    layers = lab_model_copy / "lab" / "models" / "layers.py"
+    layers.write_text(layers.read_text().replace("nn.ReLU()", "nn.GELU()"))
+    assert planned_jobs(lab_model_copy) == {"train": 1, "evaluate": 1, **ANALYSIS}
 
 
 def test_lint_reports_nothing(workflow_copy):

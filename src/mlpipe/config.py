@@ -16,6 +16,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
+from mlpipe.user_code import parse_reference
+
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
 # Strings that are exactly a number, boolean or null. PyYAML (YAML 1.1) reads 1e-3 and 1.0e9 as strings,
 # and Snakemake's --config passes nested values as strings ('2'): where the schema wants such a value, they mean it.
@@ -45,17 +48,11 @@ def validate_config(config: dict, schema: Mapping) -> dict:
 
 def check_config(config: dict, schema: Mapping) -> dict[str, dict]:
     """Validate ``config``, check every name, and return the runs it defines."""
-    from mlpipe.models.factory import check_model_name
-
     validate_config(config, schema)
     _check_dataset(config["dataset"])
     _check_trackers(config["tracking"])
     runs = expand_sweep(config, schema)
-    for hparams in runs.values():
-        try:
-            check_model_name(hparams["model"])
-        except ValueError as error:
-            raise ConfigError(f"{_model_key(config)}: {error}") from None
+    _check_models(config, runs)
     return runs
 
 
@@ -78,19 +75,31 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
     train_schema = schema["properties"]["train"]
     grid: Mapping[str, list] = config["sweep"]["grid"]
     for key, values in grid.items():
-        if key not in train_schema["properties"]:
-            allowed = ", ".join(train_schema["properties"])
+        if key == MODEL_ARGS:
+            raise ConfigError(
+                f"sweep.grid.{key}: sweep one argument at a time, e.g. sweep.grid.{MODEL_ARGS_PREFIX}width: [32, 64]"
+            )
+        if key.startswith(MODEL_ARGS_PREFIX):
+            if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
+                raise ConfigError(f"sweep.grid.{key}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
+        elif key not in train_schema["properties"]:
+            keys = [f"{MODEL_ARGS_PREFIX}<name>" if key == MODEL_ARGS else key for key in train_schema["properties"]]
+            allowed = ", ".join(keys)
             raise ConfigError(f"sweep.grid.{key}: unknown hyperparameter; allowed: {allowed}")
-        coerce_strings(values, {"items": train_schema["properties"][key]})
+        else:
+            coerce_strings(values, {"items": train_schema["properties"][key]})
+            for index, value in enumerate(values):
+                _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
         for index, value in enumerate(values):
-            _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
-            _id_value(f"sweep.grid.{key}[{index}]", value)
+            _id_value(f"sweep.grid.{key}[{index}]", _id_form(key, value))
 
     runs: dict[str, dict] = {}
     for combination in itertools.product(*grid.values()):
         for seed in config["sweep"]["seeds"]:
-            hparams = {**config["train"], **dict(zip(grid, combination)), "seed": seed}
-            parts = [f"{key}-{_id_value(key, value)}" for key, value in zip(grid, combination)]
+            hparams = {**config["train"], "seed": seed}
+            for key, value in zip(grid, combination):
+                hparams = with_hparam(hparams, key, value)
+            parts = [f"{key}-{_id_value(key, _id_form(key, value))}" for key, value in zip(grid, combination)]
             run_id = "_".join([*parts, f"seed-{seed}"])
             if run_id in runs:
                 raise ConfigError(
@@ -127,11 +136,15 @@ def download_settings(dataset: Mapping) -> dict:
 
 
 def preprocess_settings(dataset: Mapping) -> dict:
-    """What the preprocess job needs: the split and image decoding, not the source."""
+    """What the preprocess job needs: the split and image decoding, not the source; for dataset custom
+    also the Dataset class and its arguments (preprocess is where the class runs)."""
     folder = dataset["image_folder"]
-    return {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")} | {
-        "image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}
-    }
+    custom = {"custom": dataset["custom"]} if dataset["name"] == "custom" else {}
+    return (
+        {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")}
+        | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}}
+        | custom
+    )
 
 
 def stage_to_tmpdir(train_job: Mapping, on_cluster: bool) -> bool:
@@ -160,6 +173,31 @@ def tracking_settings(tracking: Mapping, results_dir: Path, project: str) -> dic
     }
 
 
+def _check_models(config: Mapping, runs: Mapping[str, dict]) -> None:
+    """Each model of the sweep is known (a lab's own: its file parses and defines the class), and each
+    ``model_args`` fits its constructor; every distinct pair is checked once."""
+    from mlpipe.models.factory import check_model_args, check_model_name
+
+    grid = config["sweep"]["grid"]
+    model_key = "sweep.grid.model" if "model" in grid else "train.model"
+    checked: set[str] = set()
+    for hparams in runs.values():
+        pair = repr((hparams["model"], sorted(hparams[MODEL_ARGS].items(), key=lambda item: item[0])))  # hashable
+        if pair in checked:
+            continue
+        checked.add(pair)
+        try:
+            check_model_name(hparams["model"])
+        except ValueError as error:
+            raise ConfigError(f"{model_key}: {error}") from None
+        try:
+            check_model_args(hparams["model"], hparams[MODEL_ARGS])
+        except ValueError as error:
+            argument = getattr(error, "argument", None)
+            swept = f"{MODEL_ARGS_PREFIX}{argument}"
+            raise ConfigError(f"{'sweep.grid.' + swept if swept in grid else 'train.model_args'}: {error}") from None
+
+
 def _check_dataset(dataset: Mapping) -> None:
     from mlpipe.download.catalog import dataset_names
 
@@ -177,8 +215,36 @@ def _check_dataset(dataset: Mapping) -> None:
             )
         if not Path(root).expanduser().is_dir():
             raise ConfigError(f"dataset.image_folder.root: no such folder {root}")
+    if dataset["name"] == "custom":
+        _check_custom_dataset(dataset["custom"])
     if dataset["local_dir"] and not Path(dataset["local_dir"]).expanduser().is_dir():
         raise ConfigError(f"dataset.local_dir: no such folder {dataset['local_dir']}")
+
+
+def _check_custom_dataset(custom: Mapping) -> None:
+    """The Dataset class exists and its constructor takes ``dataset.custom.args`` (as far as its source says)."""
+    from mlpipe.preprocess.user_dataset import SPLIT_ARGUMENTS
+    from mlpipe.user_code import FORMS, UserCodeError, check_arguments, check_reference
+
+    if not custom["class"]:
+        raise ConfigError(f"dataset.custom.class: required for dataset custom: your torch Dataset class, as {FORMS}")
+    reference = parse_reference(custom["class"])
+    if reference is None:
+        raise ConfigError(f"dataset.custom.class: {custom['class']!r} is not a class reference; write {FORMS}")
+    for name in SPLIT_ARGUMENTS:
+        if name in custom["args"]:
+            raise ConfigError(
+                f"dataset.custom.args.{name}: mlpipe passes it itself (to read the train and test splits); remove it"
+            )
+    try:
+        parameters = check_reference(reference)
+    except UserCodeError as error:
+        raise ConfigError(f"dataset.custom.class: {error}") from None
+    split = [name for name in SPLIT_ARGUMENTS if parameters is not None and name in parameters.names][:1]
+    try:
+        check_arguments(reference, parameters, [*custom["args"], *split], "dataset.custom.args")
+    except UserCodeError as error:
+        raise ConfigError(f"dataset.custom.args: {error}") from None
 
 
 def _check_trackers(tracking: Mapping) -> None:
@@ -237,8 +303,10 @@ def _id_value(key: str, value: Any) -> str:
     return text
 
 
-def _model_key(config: Mapping) -> str:
-    return "sweep.grid.model" if "model" in config["sweep"]["grid"] else "train.model"
+def _id_form(key: str, value: Any) -> Any:
+    """What a run id shows of a swept value: a lab's model class by its class name (``model-MyModel``)."""
+    reference = parse_reference(value) if key == "model" and isinstance(value, str) else None
+    return reference.class_name if reference else value
 
 
 def _one_line(error: jsonschema.exceptions.ValidationError) -> str:

@@ -24,7 +24,7 @@ class ProcessedDataError(ValueError):
 
 
 def load_split(processed_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a split's images (N, C, H, W uint8) and load its labels (int64)."""
+    """Memory-map a split's samples (N, *shape; uint8 or float32) and load its labels (int64)."""
     images_path, labels_path = split_arrays(processed_dir, split)
     images, labels = _load_array(images_path, mmap_mode="r"), _load_array(labels_path)
     if len(images) != len(labels):
@@ -59,13 +59,33 @@ def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
 
 
 class Normalizer:
-    """uint8 -> float, (x / 255 - mean) / std as one multiply-add."""
+    """Stored values -> float, per channel (a batch's dimension 1): uint8 as (x / 255 - mean) / std, float32 as
+    (x - mean) / std, in one multiply-add. ``channels_last`` applies to images, batches (N, C, H, W), only."""
 
-    def __init__(self, mean: list[float], std: list[float], device: torch.device, channels_last: bool):
+    def __init__(
+        self,
+        mean: list[float],
+        std: list[float],
+        device: torch.device,
+        channels_last: bool,
+        *,
+        sample_rank: int = 3,
+        dtype: str = "uint8",
+    ):
         std_tensor = torch.tensor(std, device=device).clamp_min(1e-8)
-        self.scale = (1 / (255 * std_tensor)).view(1, -1, 1, 1)
-        self.offset = (-torch.tensor(mean, device=device) / std_tensor).view(1, -1, 1, 1)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        per_channel = (1, -1, *[1] * (sample_rank - 1))
+        value_scale = 255 if dtype == "uint8" else 1
+        self.scale = (1 / (value_scale * std_tensor)).view(per_channel)
+        self.offset = (-torch.tensor(mean, device=device) / std_tensor).view(per_channel)
+        images = channels_last and sample_rank == 3
+        self.memory_format = torch.channels_last if images else torch.contiguous_format
+
+    @classmethod
+    def of(cls, data: dict, device: torch.device, channels_last: bool) -> Normalizer:
+        """For a processed dataset's meta.json, or a weights file (both hold mean, std, shape and dtype)."""
+        return cls(
+            data["mean"], data["std"], device, channels_last, sample_rank=len(data["shape"]), dtype=data["dtype"]
+        )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         out = torch.addcmul(self.offset, images.float(), self.scale)

@@ -5,7 +5,8 @@ of its script and of the package sources it runs as a parameter: when one of the
 parameter changes and Snakemake reruns the rule's jobs and what depends on them. Editing training
 code retrains every run (and everything after it) without touching download or preprocess; editing
 plotting code reruns only the plots. The checksum is of the content, not of file times: a ``touch``
-or a ``git checkout`` back and forth reruns nothing.
+or a ``git checkout`` back and forth reruns nothing. A lab's own model and Dataset files get the same
+treatment through :func:`mlpipe.user_sources.source_checksum` (per run for the model).
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ SCRIPTS_DIR = PACKAGE_DIR.parents[1] / "scripts"
 SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 
 RULE_CODE = {
-    "download": ["download", "formats"],
-    "preprocess": ["preprocess", "formats"],
-    "train": ["models", "training", "tracking", "device.py", "torch_build.py", "processed.py", "inference.py"],
+    "download": ["download", "formats", "progress.py"],
+    "preprocess": ["preprocess", "formats", "progress.py", "user_code.py"],
+    "train": [
+        "models",
+        "training",
+        "tracking",
+        "device.py",
+        "torch_build.py",
+        "processed.py",
+        "inference.py",
+        "user_code.py",
+        "user_sources.py",
+    ],
     "evaluate": [
         "evaluate",
         "models",
@@ -30,8 +41,10 @@ RULE_CODE = {
         "processed.py",
         "inference.py",
         "training/checkpoint.py",
+        "user_code.py",
     ],
     "summarize": [
+        "hparams.py",
         "analysis/__init__.py",
         "analysis/collect.py",
         "analysis/stats.py",

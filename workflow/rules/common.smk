@@ -26,6 +26,7 @@ from mlpipe.cluster.torch_check import check_torch_for_site
 from mlpipe.config import ConfigError
 from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
 from mlpipe.rule_code import rule_code
+from mlpipe.user_sources import source_checksum
 
 PROJECT = Path(workflow.basedir).name
 CONDA_ENVS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -58,6 +59,14 @@ RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
+# Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
+# file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
+MODEL_CODE = {
+    model: source_checksum(model) for model in {run["model"] for run in RUNS.values()}
+}
+DATASET_CODE = (
+    source_checksum(config["dataset"]["custom"]["class"]) if DATASET == "custom" else ""
+)
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 
@@ -124,6 +133,11 @@ def processed_data(*splits):
 
 def run_hparams(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
+
+
+def model_code(wildcards):
+    """The checksum of the run's model files when it is a lab's own class: editing them reruns only its runs."""
+    return MODEL_CODE[RUNS[wildcards.run]["model"]]
 
 
 def final_outputs():

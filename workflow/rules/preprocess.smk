@@ -19,6 +19,7 @@ rule preprocess:
         raw_dir=folder(RAW_DIR),
         processed_dir=folder(PROCESSED_DIR),
         code=rule_code("preprocess"),
+        dataset_code=DATASET_CODE,
     shell:
         "python scripts/preprocess.py --dataset {params.dataset:q} --raw-dir {params.raw_dir:q}"
         " --processed-dir {params.processed_dir:q} --threads {threads} > {log:q} 2>&1"

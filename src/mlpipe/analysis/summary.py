@@ -11,6 +11,7 @@ import yaml
 from mlpipe.analysis.collect import Run, load_runs
 from mlpipe.analysis.html import write_html_table
 from mlpipe.analysis.stats import configuration_label, seed_statistics
+from mlpipe.hparams import hparam
 from mlpipe.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def run_table(runs: list[Run], swept: list[str]) -> pd.DataFrame:
         [
             {
                 "run_id": run.run_id,
-                **{key: run.hparams[key] for key in swept},
+                **{key: hparam(run.hparams, key) for key in swept},
                 "seed": run.hparams["seed"],
                 "best_val_acc": run.run_config["best_val_acc"],
                 "best_val_loss": run.run_config["best_val_loss"],
@@ -86,13 +87,15 @@ def best_config(runs: list[Run], comparison: pd.DataFrame, swept: list[str]) -> 
     """
     best = comparison.iloc[0]
     members = [
-        run for run in runs if configuration_label({key: run.hparams[key] for key in swept}) == best["configuration"]
+        run
+        for run in runs
+        if configuration_label({key: hparam(run.hparams, key) for key in swept}) == best["configuration"]
     ]
     train = {key: value for key, value in members[0].hparams.items() if key != "seed"}
     return {
         "train": train,
         "sweep": {
-            "grid": {key: [train[key]] for key in swept},
+            "grid": {key: [hparam(train, key)] for key in swept},
             "seeds": sorted(run.hparams["seed"] for run in members),
         },
     }

@@ -28,7 +28,7 @@ from pathlib import Path
 from mlpipe.io import YamlSyntaxError, read_yaml
 
 BUILTIN_DOWNLOADS = ("cifar10", "cifar100", "mnist", "fashion_mnist")
-LOCAL_SOURCES = ("digits", "image_folder")  # built into a wheel, or the user's own folder
+LOCAL_SOURCES = ("digits", "image_folder", "custom")  # built into a wheel, the user's own folder or Dataset class
 FORMATS = ("cifar", "idx")
 EXTRACTED = "extracted"
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")

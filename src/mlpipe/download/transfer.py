@@ -11,11 +11,12 @@ import hashlib
 import http.client
 import logging
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from mlpipe.progress import ProgressReport, megabytes
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             log.info("%s: resuming at byte %d", url, offset)
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        progress = TransferProgress(part.name.removesuffix(".part"), total, offset)
+        progress = ProgressReport(part.name.removesuffix(".part"), total, megabytes, offset)
         try:
             with open(part, "ab" if offset else "wb") as out:
                 while chunk := response.read(CHUNK_BYTES):
@@ -130,39 +131,3 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             progress.close()
     if total is not None and part.stat().st_size < total:
         raise _Retryable(f"connection closed after {part.stat().st_size} of {total} bytes")
-
-
-class TransferProgress:
-    """A progress bar on a terminal; a log line every ``every`` seconds otherwise (batch jobs, CI)."""
-
-    def __init__(self, name: str, total: int | None, done: int = 0, every: float = 10.0):
-        self.name, self.total, self.done, self.every = name, total, done, every
-        self.interactive = sys.stderr.isatty()
-        self.started = self.last = time.monotonic()
-        self.start_bytes = done
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.interactive:
-            self._draw(now)
-        elif now - self.last >= self.every:
-            self.last = now
-            log.info("%s: %s", self.name, self._status(now))
-
-    def close(self) -> None:
-        if self.interactive:
-            self._draw(time.monotonic())
-            sys.stderr.write("\n")
-
-    def _draw(self, now: float) -> None:
-        width = 30
-        filled = int(width * self.done / self.total) if self.total else 0
-        sys.stderr.write(f"\r{self.name} [{'#' * filled}{'.' * (width - filled)}] {self._status(now)}")
-        sys.stderr.flush()
-
-    def _status(self, now: float) -> str:
-        rate = (self.done - self.start_bytes) / max(now - self.started, 1e-6) / 1e6
-        if self.total:
-            return f"{100 * self.done / self.total:5.1f}% of {self.total / 1e6:.1f} MB, {rate:.1f} MB/s"
-        return f"{self.done / 1e6:.1f} MB, {rate:.1f} MB/s"

@@ -39,10 +39,16 @@ def evaluate_run(
 ) -> dict:
     checkpoint = load_checkpoint(best_path)
     device = choose_device(0)
-    model = build_model(checkpoint["model"], checkpoint["in_channels"], checkpoint["num_classes"]).to(device)
+    model = build_model(
+        checkpoint["model"],
+        checkpoint["in_channels"],
+        checkpoint["num_classes"],
+        input_shape=checkpoint["shape"],
+        model_args=checkpoint["model_args"],
+    ).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     images, labels = load_split(processed_dir, "test")
-    normalizer = Normalizer(checkpoint["mean"], checkpoint["std"], device, channels_last=False)
+    normalizer = Normalizer.of(checkpoint, device, channels_last=False)
     loss_sum, predictions = predict(
         model, images, labels, batch_size, device, normalizer, choose_precision(device, "fp32")
     )

@@ -1,5 +1,7 @@
 """Any torchvision classification model by name, adapted to the dataset's channels and classes."""
 
+from collections.abc import Mapping
+
 import torchvision
 from torch import nn
 
@@ -16,9 +18,9 @@ class RepeatChannels(nn.Module):
         return self.model(x.expand(-1, self.repeats, -1, -1))
 
 
-def build_torchvision_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
+def build_torchvision_model(name: str, in_channels: int, num_classes: int, model_args: Mapping) -> nn.Module:
     # weights=None: nothing is downloaded; compute nodes often have no internet.
-    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **model_args)
     if in_channels == 1:
         return RepeatChannels(model, 3)
     if in_channels != 3:

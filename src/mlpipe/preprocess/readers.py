@@ -1,7 +1,7 @@
 """Read raw datasets described by a manifest, one chunk of decoded images at a time.
 
-A reader offers ``split_names()``, ``labels(split)`` (int64) and ``chunks(split, size)``, which
-yields ``(start, images)`` with uint8 images of shape (n, C, H, W), in order.
+A reader offers ``shape`` and ``dtype`` of one sample, ``split_names()``, ``labels(split)`` (int64) and
+``chunks(split, size)``, which yields ``(start, samples)`` with samples of shape (n, *shape), in order.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from mlpipe.formats.idx import read_idx, read_idx_header
 
 class IdxReader:
     """MNIST-style IDX files: ``{split: {"images": file, "labels": file}}``."""
+
+    dtype = np.dtype(np.uint8)
 
     def __init__(self, raw_dir: Path, manifest: dict):
         self.raw_dir = raw_dir
@@ -42,6 +44,7 @@ class CifarReader:
     """CIFAR "python version" batches: ``{split: [batch file, ...]}``, labels under ``label_key``."""
 
     shape = (3, 32, 32)
+    dtype = np.dtype(np.uint8)
 
     def __init__(self, raw_dir: Path, manifest: dict):
         self.raw_dir = raw_dir
@@ -72,11 +75,11 @@ class CifarReader:
 
 
 class ArrayReader:
-    """Images already decoded into one (memory-mapped) array, with per-split indices into it."""
+    """Samples already decoded into one (memory-mapped) array, with per-split indices into it."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, indices: dict[str, np.ndarray]):
         self.images, self.all_labels, self.indices = images, labels, indices
-        self.shape = tuple(images.shape[1:])
+        self.shape, self.dtype = tuple(images.shape[1:]), images.dtype
 
     def split_names(self) -> list[str]:
         return list(self.indices)

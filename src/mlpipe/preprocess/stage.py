@@ -1,8 +1,10 @@
-"""Entry point of the preprocess stage: raw files -> split uint8 arrays + meta.json.
+"""Entry point of the preprocess stage: raw files -> split arrays + meta.json.
 
-Images are decoded one chunk at a time and scattered straight into memory-mapped ``.npy``
+Samples are decoded one chunk at a time and scattered straight into memory-mapped ``.npy``
 files, so a dataset larger than RAM works and peak memory stays near one chunk. Each file
 is written under a temporary name and renamed when complete; ``meta.json`` comes last.
+Arrays are ``(N, *sample shape)``: uint8 for images and any uint8 data, float32 for other numbers
+(a lab's Dataset of float signals or features); labels are int64.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS, processed_files, spl
 from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
 from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split
+from mlpipe.preprocess.statistics import channel_statistics
+from mlpipe.preprocess.user_dataset import read_user_dataset
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +32,24 @@ DEFAULT_CHUNK_SIZE = 4096
 def preprocess_dataset(
     raw_dir: Path, processed_dir: Path, dataset_config: dict, *, threads: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> dict:
-    """Split, convert and write one dataset; image folders are decoded first (and the scratch copy removed)."""
+    """Split, convert and write one dataset; image folders and a lab's Dataset class are read into one scratch
+    array first (removed afterwards)."""
     manifest = read_json(raw_dir / MANIFEST_NAME)
     split = {key: dataset_config[key] for key in ("val_fraction", "test_fraction", "split_seed")}
-    if manifest["format"] != "image_folder":
+    if manifest["format"] not in ("image_folder", "custom"):
         return write_processed(open_reader(raw_dir, manifest), manifest, processed_dir, **split, chunk_size=chunk_size)
     processed_dir.mkdir(parents=True, exist_ok=True)
-    decoded = processed_dir / ".decoded-images.npy"
+    decoded = processed_dir / f".decoded-{'images' if manifest['format'] == 'image_folder' else 'samples'}.npy"
     try:
-        reader, skipped = decode_image_folder(
-            raw_dir, manifest, dataset_config["image_folder"], decoded, threads=threads
-        )
-        return write_processed(reader, {**manifest, "skipped": skipped}, processed_dir, **split, chunk_size=chunk_size)
+        if manifest["format"] == "image_folder":
+            reader, skipped = decode_image_folder(
+                raw_dir, manifest, dataset_config["image_folder"], decoded, threads=threads
+            )
+            manifest = {**manifest, "skipped": skipped}
+        else:
+            reader, classes = read_user_dataset(dataset_config["custom"], decoded, threads=threads)
+            manifest = {**manifest, "classes": classes, "source": dataset_config["custom"]}
+        return write_processed(reader, manifest, processed_dir, **split, chunk_size=chunk_size)
     finally:
         decoded.unlink(missing_ok=True)
 
@@ -64,12 +74,12 @@ def write_processed(
     check_split(labels, assignment, manifest["classes"], val_fraction, test_fraction)
     positions, counts = _positions(assignment)
 
-    histograms = np.zeros((reader.shape[0], 256), dtype=np.int64)  # train pixel histograms, per channel
+    statistics = channel_statistics(reader.dtype, reader.shape[0])  # of the training split only
     processed_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         image_paths = [stack.enter_context(atomic_path(split_arrays(processed_dir, name)[0])) for name in SPLITS]
         images_out = [
-            np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *reader.shape))
+            np.lib.format.open_memmap(path, mode="w+", dtype=reader.dtype, shape=(count, *reader.shape))
             for path, count in zip(image_paths, counts)
         ]
         labels_out = [np.empty(count, dtype=np.int64) for count in counts]
@@ -82,8 +92,7 @@ def write_processed(
                     images[where[mask]] = chunk[mask]
                     target_labels[where[mask]] = labels[split][start:stop][mask]
                     if target == TRAIN:
-                        for channel in range(chunk.shape[1]):
-                            histograms[channel] += np.bincount(chunk[mask, channel].ravel(), minlength=256)
+                        statistics.add(chunk[mask])
         for images in images_out:
             images.flush()
         del images_out
@@ -91,7 +100,7 @@ def write_processed(
             with atomic_path(split_arrays(processed_dir, name)[1]) as tmp:
                 np.save(tmp, target_labels)
 
-    mean, std = _channel_stats(histograms)
+    mean, std = statistics.result()
     # Content identity of each array: a copy elsewhere (a job's $TMPDIR) is current only if its checksum matches.
     checksums = {path.name: _sha256(path) for path in processed_files(processed_dir)[:-1]}
     meta = {
@@ -99,6 +108,7 @@ def write_processed(
         "classes": manifest["classes"],
         "num_classes": num_classes,
         "shape": list(reader.shape),
+        "dtype": reader.dtype.name,  # uint8: mean and std are of values / 255; float32: in the data's units
         "mean": mean,
         "std": std,
         "counts": dict(zip(SPLITS, map(int, counts))),
@@ -109,6 +119,7 @@ def write_processed(
             if "skipped" in manifest
             else {}
         ),
+        **({"source": manifest["source"]} if "source" in manifest else {}),  # a lab's Dataset class and its args
     }
     write_json(processed_dir / META_NAME, meta)
     log.info("processed %s: %s", manifest["dataset"], meta["counts"])
@@ -132,12 +143,3 @@ def _positions(assignment: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray]
             counts[target] += int(mask.sum())
         positions[split] = where
     return positions, counts
-
-
-def _channel_stats(histograms: np.ndarray) -> tuple[list[float], list[float]]:
-    """Exact per-channel mean and std of pixel values scaled to [0, 1], from 256-bin histograms."""
-    values = np.arange(256, dtype=np.float64) / 255
-    total = histograms.sum(axis=1)
-    mean = (histograms * values).sum(axis=1) / total
-    variance = (histograms * values**2).sum(axis=1) / total - mean**2
-    return [float(m) for m in mean], [float(s) for s in np.sqrt(np.maximum(variance, 0))]

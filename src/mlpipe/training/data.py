@@ -1,9 +1,10 @@
-"""The training data path: uint8 arrays kept on the device, batches cut, augmented and normalised there.
+"""The training data path: the processed arrays kept on the device, batches cut, augmented and normalised there.
 
 airbench's lesson: for small images the data loader, not the GPU, is the bottleneck. So the
 processed uint8 arrays are copied to the GPU once when they fit (leaving a configurable share
 of its memory free); every batch is then an index into that tensor, augmented (random crop
-with padding, horizontal flip) and normalised on the GPU. When the data does not fit, batches
+with padding, horizontal flip: images (C, H, W) only) and normalised on the GPU. The arrays are uint8 or,
+for a lab's float data (signals, features), float32. When the data does not fit, batches
 are gathered straight from the memory-mapped arrays into two pinned buffers and copied without
 blocking (no copy of the whole set in host memory). On the CPU the same code runs on CPU tensors.
 A step's share of the epoch is a slice of the epoch's plan, so cutting a batch never waits for
@@ -26,10 +27,25 @@ from mlpipe.processed import Normalizer
 COPY_CHUNK_BYTES = 256 << 20
 
 
+class AugmentationError(ValueError):
+    """Crop or flip asked for samples that are not images; the message names the config key."""
+
+
 @dataclass(frozen=True)
 class Augmentation:
     crop_padding: int = 0
     flip: bool = False
+
+    @classmethod
+    def for_samples(cls, hparams: dict, shape: list[int]) -> Augmentation:
+        """The run's augmentation, refused (naming the key) when it needs images and samples are not (C, H, W)."""
+        for key, off in (("crop_padding", 0), ("flip", "false")):
+            if hparams[key] and len(shape) != 3:
+                raise AugmentationError(
+                    f"train.{key}: random crops and flips need images (C, H, W), but this dataset's samples have "
+                    f"shape {tuple(shape)}; set train.{key}: {off}"
+                )
+        return cls(hparams["crop_padding"], hparams["flip"])
 
 
 @dataclass
@@ -55,11 +71,15 @@ def fits_on_device(nbytes: int, device: torch.device, headroom: float) -> bool:
 
 def to_device_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """Copy a (memory-mapped) array to ``device`` in chunks, never holding a second full host copy."""
-    tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0].copy()).dtype, device=device)
+    tensor = torch.empty(array.shape, dtype=torch_dtype(array), device=device)
     rows = max(1, COPY_CHUNK_BYTES // max(1, array[0].nbytes if len(array) else 1))
     for start in range(0, len(array), rows):
         tensor[start : start + rows].copy_(torch.from_numpy(np.array(array[start : start + rows])))
     return tensor
+
+
+def torch_dtype(array: np.ndarray) -> torch.dtype:
+    return torch.from_numpy(array[:0].copy()).dtype
 
 
 class TrainBatches:
@@ -94,7 +114,8 @@ class TrainBatches:
             to_gpu = device.type == "cuda"  # pinned buffers and copy events only matter for a GPU
             self.images, self.labels = images, torch.from_numpy(np.asarray(labels))
             self._buffers = [
-                torch.empty((batch_size, *images.shape[1:]), dtype=torch.uint8, pin_memory=to_gpu) for _ in range(2)
+                torch.empty((batch_size, *images.shape[1:]), dtype=torch_dtype(images), pin_memory=to_gpu)
+                for _ in range(2)
             ]
             self._copied = [torch.cuda.Event(), torch.cuda.Event()] if to_gpu else None
         # Drop the last partial batch: a batch of one breaks batch-norm, and each epoch reshuffles.

@@ -167,17 +167,18 @@ def set_up(job: TrainJob) -> Run:
     precision = choose_precision(device, hparams["precision"])
     meta = load_meta(job.processed_dir)
     check_batch_size(hparams["batch_size"], meta["counts"]["train"], meta["dataset"])
+    augmentation = Augmentation.for_samples(hparams, meta["shape"])  # before any work: crop/flip need images
     train_images, train_labels = load_split(job.processed_dir, "train")
     val_images, val_labels = load_split(job.processed_dir, "val")
     on_device = fits_on_device(train_images.nbytes + val_images.nbytes, device, hparams["gpu_memory_headroom"])
-    normalizer = Normalizer(meta["mean"], meta["std"], device, channels_last=device.type == "cuda")
+    normalizer = Normalizer.of(meta, device, channels_last=device.type == "cuda")
     batches = TrainBatches(
         train_images,
         train_labels,
         batch_size=hparams["batch_size"],
         device=device,
         normalizer=normalizer,
-        augmentation=Augmentation(hparams["crop_padding"], hparams["flip"]),
+        augmentation=augmentation,
         seed=hparams["seed"],
         rank=group.rank,
         world_size=group.world_size,
@@ -186,7 +187,13 @@ def set_up(job: TrainJob) -> Run:
     if on_device:
         val_images, val_labels = to_device_tensor(val_images, device), torch.from_numpy(val_labels).to(device)
     torch.manual_seed(hparams["seed"])
-    model = build_model(hparams["model"], meta["shape"][0], meta["num_classes"])
+    model = build_model(
+        hparams["model"],
+        meta["shape"][0],
+        meta["num_classes"],
+        input_shape=meta["shape"],
+        model_args=hparams["model_args"],
+    )
     engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch, group)
     sample = normalizer(to_device_tensor(train_images[:2], device))
     check_model_fits(engine.model, hparams["model"], sample, meta["num_classes"], precision)

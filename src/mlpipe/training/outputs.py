@@ -34,9 +34,12 @@ def weights(model: torch.nn.Module, hparams: dict, meta: dict, epoch: int, val_a
     """A self-describing weights file: enough to rebuild the model and normalise its inputs."""
     return {
         "model": hparams["model"],
+        "model_args": hparams["model_args"],
         "in_channels": meta["shape"][0],
         "num_classes": meta["num_classes"],
         "classes": meta["classes"],
+        "shape": meta["shape"],  # one sample's
+        "dtype": meta["dtype"],  # of the stored samples: how to scale them before mean and std
         "mean": meta["mean"],
         "std": meta["std"],
         "epoch": epoch,

@@ -2,9 +2,10 @@
 
 ``resume.pt`` (under ``checkpoint_root/<run id>/``) holds everything needed to continue a run at the
 step where it stopped. It is continued only if the run it describes is the same run: same
-hyperparameters, data, model and training code, number of processes and precision. A file that
-cannot be read as resumable state (garbage, cut short, something else saved under its name) is moved
-aside, kept for inspection, and the run starts afresh: every later attempt would fail on it the same way.
+hyperparameters, data, model and training code (the lab's own model files included), number of processes
+and precision. A file that cannot be read as resumable state (garbage, cut short, something else saved
+under its name) is moved aside, kept for inspection, and the run starts afresh: every later attempt would
+fail on it the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from mlpipe.training.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from mlpipe.training.progress import Progress
+from mlpipe.user_sources import source_checksum
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ def run_fingerprint(run_id: str, hparams: dict, meta: dict, world_size: int, pre
         "hparams": hparams,
         "data": meta,
         "code": code_fingerprint(*CODE_PACKAGES),
+        "model_code": source_checksum(hparams["model"]),  # a lab's model file and the project files it imports
         "world_size": world_size,
         "precision": precision,  # e.g. a bf16 state resumed on a V100 (fp16 + scaler) would not load
     }

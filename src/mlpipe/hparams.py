@@ -1,0 +1,27 @@
+"""Hyperparameters as the sweep names them: ``lr`` is ``hparams["lr"]``, ``model_args.width`` is
+``hparams["model_args"]["width"]`` (one keyword argument of the model's constructor).
+
+The config check, the summary tables and ``best_config.yaml`` all address a swept value this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+MODEL_ARGS = "model_args"
+MODEL_ARGS_PREFIX = f"{MODEL_ARGS}."
+
+
+def hparam(hparams: Mapping, key: str) -> Any:
+    """The value of a sweep key in a run's hyperparameters."""
+    if key.startswith(MODEL_ARGS_PREFIX):
+        return hparams[MODEL_ARGS][key.removeprefix(MODEL_ARGS_PREFIX)]
+    return hparams[key]
+
+
+def with_hparam(hparams: Mapping, key: str, value: Any) -> dict:
+    """A copy of ``hparams`` with the sweep key set (``model_args`` copied, never shared between runs)."""
+    if key.startswith(MODEL_ARGS_PREFIX):
+        return {**hparams, MODEL_ARGS: {**hparams[MODEL_ARGS], key.removeprefix(MODEL_ARGS_PREFIX): value}}
+    return {**hparams, key: value}
