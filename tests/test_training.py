@@ -542,7 +542,7 @@ def test_a_model_that_cannot_take_the_images_is_named_with_the_size_it_needs(pro
     assert process.finish() == 1
     line = last_line(process)
     assert line.startswith(
-        "error: ModelMismatchError: train.model: torchvision.vit_b_16 cannot take this dataset's images of shape "
+        "error: ModelMismatchError: train.model: torchvision.vit_b_16 cannot take this dataset's samples of shape "
         "(1, 8, 8) (AssertionError: Wrong image height! Expected 224 but got 8!); "
     )
     assert "224x224" in line
@@ -558,7 +558,7 @@ def test_the_model_check_wants_one_score_per_class_and_leaves_the_model_as_it_wa
     with pytest.raises(ModelMismatchError) as error:
         check_model_fits(torch.nn.Flatten(), "flatten", images, 10)
     assert str(error.value) == (
-        "train.model: flatten gives outputs of shape (2, 64) for 2 images; training needs (2, 10): one score per class"
+        "train.model: flatten gives outputs of shape (2, 64) for 2 samples; training needs (2, 10): one score per class"
     )
 
 

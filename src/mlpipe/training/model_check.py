@@ -1,9 +1,9 @@
-"""Does the model take the data? One forward pass of a tiny batch of the real images before the first epoch.
+"""Does the model take the data? One forward pass of a tiny batch of the real samples before the first epoch.
 
-A model that cannot take the dataset's images (a torchvision ViT built for 224x224 given 8x8 digits) or that
-does not give one score per class would otherwise fail with a traceback from deep inside the model once
-training has started, or train on outputs that mean nothing. This check turns both into one line naming the
-model, the image shape and, for torchvision models, the smallest input their weights list.
+A model that cannot take the dataset's samples (a torchvision ViT built for 224x224 given 8x8 digits, an image
+model given signals) or that does not give one score per class would otherwise fail with a traceback from deep
+inside the model once training has started, or train on outputs that mean nothing. This check turns both into
+one line naming the model, the sample shape and, for torchvision models, the smallest input their weights list.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def check_model_fits(
         first_line = next(iter(str(error).strip().splitlines()), "")
         reason = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
         raise ModelMismatchError(
-            f"train.model: {name} cannot take this dataset's images of shape {shape} ({reason})"
+            f"train.model: {name} cannot take this dataset's samples of shape {shape} ({reason})"
             f"{_size_hint(name, shape[1:])}"
         ) from None
     finally:
@@ -44,7 +44,7 @@ def check_model_fits(
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != wanted:
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ModelMismatchError(
-            f"train.model: {name} gives outputs of shape {got} for {len(images)} images; "
+            f"train.model: {name} gives outputs of shape {got} for {len(images)} samples; "
             f"training needs {wanted}: one score per class"
         )
 
