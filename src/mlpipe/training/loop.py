@@ -214,6 +214,7 @@ def open_tracking(job: TrainJob, run: Run, progress: Progress) -> RunTracking | 
         hparams=job.hparams,
         provenance=collect_provenance(job.code_dir, device_name(run.device), job.scheduler_job),
         requested=job.requested,
+        state_dir=job.state_dir,
         tracking=job.tracking,
         resumed=progress.started,
         device=run.device,
