@@ -37,8 +37,9 @@ test: setup  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when
 lint: setup
 	snakemake --lint
 
-benchmark: setup  ## speed figures: end-to-end pipeline, preprocess, training throughput
+benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, preprocess, training throughput
 	python benchmarks/pipeline.py
+	python benchmarks/dry_run.py
 	python benchmarks/preprocess.py
 	python benchmarks/training.py
 

@@ -119,26 +119,31 @@ def run_hparams(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
 
 
+def paths(*outputs):
+    """Other rules' outputs as plain paths, for a rule's input.
+
+    Given the output objects themselves, Snakemake hashes each of the job's list-valued inputs (one file per
+    run) once for every one of its input files: quadratic in the number of runs for plot and archive.
+    """
+    return [str(path) for path in outputs]
+
+
 def final_outputs():
-    return [
-        *rules.summarize.output,
-        *rules.registry.output,
-        *rules.plot.output,
-    ]
+    return paths(*rules.summarize.output, *rules.registry.output, *rules.plot.output)
 
 
 def job_resources(mem_mb, runtime, gpus=0):
-    """A job's generic needs, memory and walltime growing with each attempt; on a cluster also its partition."""
-    resources = {
+    """A job's generic needs; on a cluster with memory and walltime growing with each attempt, and its partition."""
+    if not SITE:
+        # Nothing enforces memory or walltime locally: plain numbers, which also spare Snakemake a function
+        # call per job.
+        return {"mem_mb": mem_mb, "runtime": runtime, "gpu": gpus}
+    return {
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
-        "runtime": lambda wildcards, attempt: (
-            SITE.runtime(runtime * attempt) if SITE else runtime * attempt
-        ),
+        "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt),
         "gpu": gpus,
+        "slurm_partition": SITE.partition(gpus),
     }
-    if SITE:
-        resources["slurm_partition"] = SITE.partition(gpus)
-    return resources
 
 
 def env_modules():
