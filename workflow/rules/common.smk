@@ -21,7 +21,7 @@ sys.path.insert(0, SOURCE_DIR)
 from mlpipe import config as mlpipe_config
 from mlpipe.cluster.site import SiteError, load_site, on_scratch
 from mlpipe.config import ConfigError
-from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
+from mlpipe.layout import MANIFEST_NAME, META_NAME, RUN_FILE_NAMES, processed_files
 from mlpipe.rule_code import rule_code
 
 PROJECT = Path(workflow.basedir).name
@@ -110,9 +110,16 @@ def log_path(rule, name="{run}"):
     return str(RESULTS / "logs" / rule / f"{name}.log")
 
 
-def processed_data(*splits):
-    """The processed files of the given splits and meta.json (all of them without splits)."""
-    return [str(path) for path in processed_files(PROCESSED_DIR, splits or SPLITS)]
+def processed_data():
+    """Every file preprocess writes, meta.json last."""
+    return [str(path) for path in processed_files(PROCESSED_DIR)]
+
+
+def processed_dataset():
+    """The processed dataset as one input: its meta.json, written last, holds the checksum of every array,
+    so a job that depends on it reruns whenever an array changes. (One input per job rather than a pair of
+    arrays per split keeps Snakemake's work on a sweep of thousands of runs down.)"""
+    return str(PROCESSED_DIR / META_NAME)
 
 
 def run_hparams(wildcards):

@@ -1,6 +1,6 @@
 rule train:
     input:
-        data=processed_data("train", "val"),
+        data=processed_dataset(),
     output:
         metrics=run_file("metrics"),
         best=run_file("best"),
