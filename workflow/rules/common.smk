@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
 # Before walltime SLURM sends SIGUSR1 to every process of a job step (profiles/osc asks for it).
 # Snakemake, which runs each job inside its step, would die of it (Python's default action) and end
 # the step before the trainer has saved its checkpoint. Snakemake ignores it, and so do the shells
@@ -19,9 +21,23 @@ SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
 
 from mlpipe import config as mlpipe_config
-from mlpipe.cluster.site import SiteError, load_site, on_scratch
+from mlpipe.cluster.invocation import InvocationError, read_invocation
+from mlpipe.cluster.selection import (
+    SITE_ENV,
+    choose_site,
+    record_site,
+    refuse_cluster_jobs,
+)
+from mlpipe.cluster.site import SiteError, on_scratch
+from mlpipe.cluster.slurm_plugins import patch_slurm_plugins
 from mlpipe.config import ConfigError
-from mlpipe.layout import MANIFEST_NAME, META_NAME, RUN_FILE_NAMES, processed_files
+from mlpipe.layout import (
+    MANIFEST_NAME,
+    META_NAME,
+    RUN_FILE_NAMES,
+    SITE_RECORD_NAME,
+    processed_files,
+)
 from mlpipe.rule_code import rule_code
 
 PROJECT = Path(workflow.basedir).name
@@ -33,15 +49,27 @@ try:
             workflow.source_path("../schemas/config.schema.yaml")
         ),
     )
-    SITE = (
-        load_site(Path(workflow.basedir) / config["site"], os.environ, PROJECT)
-        if config["site"]
-        else None
+    INVOCATION = read_invocation(sys.argv)
+    SITE_RECORD = Path(config["results_dir"]) / SITE_RECORD_NAME
+    SITE_CHOICE = choose_site(
+        config_site=config["site"],
+        invocation=INVOCATION,
+        environ=os.environ,
+        record_file=SITE_RECORD,
+        project=PROJECT,
+        base_dir=Path(workflow.basedir),
     )
+    SITE = SITE_CHOICE.site
     if SITE:  # a local run ignores train_job.gpus
         mlpipe_config.check_batch_split(RUNS, config["train_job"]["gpus"])
-except (ConfigError, SiteError) as error:
+except (ConfigError, SiteError, InvocationError) as error:
     sys.exit(f"config error: {error}")
+if INVOCATION:
+    patch_slurm_plugins(INVOCATION.executor)
+if SITE:
+    # Jobs submitted with this environment (sbatch --export=ALL) parse the workflow again without the
+    # profile: they map paths and resources the same way from the site resolved here.
+    os.environ[SITE_ENV] = SITE_CHOICE.to_json()
 
 DATASET = config["dataset"]["name"]
 SWEPT = list(config["sweep"]["grid"])
@@ -69,8 +97,19 @@ _job_environment = {
 _exports = " ".join(
     f"{name}={shlex.quote(value)}" for name, value in _job_environment.items()
 )
+# Under `--sdm env-modules` a job first loads the site's modules; a python/3.12 module puts its own
+# python first on PATH, which would shadow the venv that runs Snakemake (and has torch). So the venv's
+# bin folder goes first again. (Not with conda: there the rule's conda env must win.)
+_methods = workflow.deployment_settings.deployment_method
+_venv_first = (
+    f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
+    if SITE
+    and DeploymentMethod.ENV_MODULES in _methods
+    and DeploymentMethod.CONDA not in _methods
+    else ""
+)
 shell.prefix(
-    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
+    f"export {_venv_first}PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
     + _exports.replace("{", "{{").replace("}", "}}")
     + "; "
 )
@@ -139,18 +178,23 @@ def final_outputs():
     return paths(*rules.summarize.output, *rules.registry.output, *rules.plot.output)
 
 
-def job_resources(mem_mb, runtime, gpus=0):
-    """A job's generic needs; on a cluster with memory and walltime growing with each attempt, and its partition."""
+def job_resources(mem_mb, runtime, gpus=0, signal_before_walltime=None):
+    """A job's generic needs; on a cluster with memory and walltime growing with each attempt, and its
+    partition, account and node, and the signal that asks it to checkpoint before its walltime.
+    """
     if not SITE:
         # Nothing enforces memory or walltime locally: plain numbers, which also spare Snakemake a function
         # call per job.
         return {"mem_mb": mem_mb, "runtime": runtime, "gpu": gpus}
-    return {
+    resources = {
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
         "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt),
         "gpu": gpus,
-        "slurm_partition": SITE.partition(gpus),
+        **SITE.slurm_resources(gpus),
     }
+    if signal_before_walltime:
+        resources["slurm_extra"] = f"--signal=USR1@{signal_before_walltime}"
+    return resources
 
 
 def env_modules():
@@ -165,4 +209,29 @@ def train_threads():
 
 if SITE:
     logger.info(SITE.describe())
+    if SITE_CHOICE.from_study_record:
+        logger.info(
+            f"(recorded in {SITE_RECORD} by the run with {SITE_CHOICE.selected_with})"
+        )
     logger.info(SITE.cost(len(RUNS), TRAIN_GPUS, config["train_job"]["runtime"]))
+
+
+onstart:
+    # Runs when jobs are about to start (not in a dry run), in the Snakemake the user started.
+    try:
+        if SITE_CHOICE.records_the_study:
+            record_site(SITE_CHOICE, SITE_RECORD)
+        elif SITE_CHOICE.from_study_record and workflow.local_exec:
+            # The rules a cluster profile submits: all but the Snakefile's localrules (workflow.is_local
+            # cannot tell here: in a local run it says every rule is local).
+            refuse_cluster_jobs(
+                SITE_CHOICE,
+                SITE_RECORD,
+                (
+                    job.rule.name
+                    for job in workflow.dag.needrun_jobs()
+                    if job.rule.name not in workflow._localrules
+                ),
+            )
+    except SiteError as error:
+        sys.exit(f"config error: {error}")

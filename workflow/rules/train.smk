@@ -18,6 +18,7 @@ rule train:
             mem_mb=config["train_job"]["mem_mb"],
             runtime=config["train_job"]["runtime"],
             gpus=TRAIN_GPUS,
+            signal_before_walltime=config["train_job"]["signal_before_walltime"],
         ),
     params:
         hparams=run_hparams,
