@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,12 +325,13 @@ def test_archive_and_clean_up_typed_without_the_profile_act_on_the_study(slurm, 
     env = osc_env(slurm, scratch, OSC_ACCOUNT=None, OSC_SCRATCH=None)
     jobs_before = len(slurm.sacct("JobID"))
     # `make archive DEST=...`: the report, then the archive
-    run(workdir, env, "--report", "results/report.html")
+    assert run(workdir, env, "--report", "results/report.html").returncode == 0
     archived = run(
         workdir, env, "--cores", "1", "archive", "--config", f"archive={{destination: {tmp_path}, name: study}}"
     )
     assert archived.returncode == 0, archived.stderr[-3000:]
-    assert (tmp_path / "study.tar.gz").is_file()
+    with tarfile.open(tmp_path / "study.tar.gz") as tar:
+        assert {"study/report.html", "study/site.json"} <= set(tar.getnames())
     said = archived.stdout + archived.stderr
     assert "localrule archive:" in said and "localrule train:" not in said
     cleaned = run(workdir, env, "--cores", "1", "clean_checkpoints")
