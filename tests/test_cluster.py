@@ -1,7 +1,8 @@
-"""profiles/osc on a real SLURM cluster (slurmctld, slurmd, slurmdbd + MariaDB on 127.0.0.1).
+"""mlpipe.cluster and profiles/osc: dry runs, and a real SLURM cluster (slurmctld, slurmd, slurmdbd + MariaDB
+on 127.0.0.1, see local_slurm.py).
 
 The workflow runs with `snakemake --profile profiles/osc`, changed only through the environment
-(account, scratch root, and MLPIPE_ALLOW_CPU because the cluster's GPU is a placeholder).
+(account, scratch root, and MLPIPE_ALLOW_CPU because the cluster's GPUs are placeholders).
 """
 
 from __future__ import annotations
