@@ -1,9 +1,10 @@
 """A real one-node SLURM cluster on 127.0.0.1 from Debian's packages, for the tests.
 
 slurmctld + slurmd + slurmdbd with MariaDB, so that `sacct` and account checks behave as on
-OSC; partitions carry OSC's names and the node has a placeholder GPU (gres file /dev/null: jobs
-that ask for a GPU schedule and see CUDA_VISIBLE_DEVICES, but there is no GPU). Everything lives
-in one temp folder and every daemon is stopped by its pid file. Needs root (as in CI).
+OSC; partitions carry OSC's names and the node has two placeholder GPUs (gres files /dev/null and
+/dev/zero: jobs that ask for GPUs schedule and see CUDA_VISIBLE_DEVICES, but there is no GPU).
+Lmod (Debian's `lmod`) gives jobs the `module` command, as on OSC. Everything lives in one temp
+folder and every daemon is stopped by its pid file. Needs root (as in CI).
 See ../shared/notes/local-slurm.md for why each setting is there.
 """
 
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import IO
 
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged", "sacctmgr", "mariadb-install-db")
+# Sourced by every non-interactive bash (BASH_ENV) to define `module`, as /etc/profile.d/lmod.sh does on a cluster.
+LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
+GPU_FILES = ("/dev/null", "/dev/zero")  # placeholder devices, one per GPU
 ETC_SLURM = Path("/etc/slurm")
 MUNGE_PID = Path("/run/munge/munged.pid")
 # One cluster per machine at a time: they share munge and the /etc/slurm links.
@@ -32,6 +36,8 @@ PARTITIONS = {"cpu": "INFINITE", "gpu": "INFINITE", "gpudebug": "60", "debug-cpu
 
 def missing_requirements() -> list[str]:
     missing = [name for name in DAEMONS if shutil.which(name) is None]
+    if not LMOD_INIT.is_file():
+        missing.append("lmod")
     if os.geteuid() != 0:
         missing.append("root")
     return missing
@@ -137,11 +143,16 @@ class LocalSlurm:
         return alive
 
     def queue(self) -> list[dict[str, str]]:
-        """Jobs in the queue (pending or running): id, state and the comment the plugin gives each job."""
-        result = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], env=self.env, capture_output=True, text=True)
+        """Jobs in the queue (pending or running), one row per array task: id, state and the comment the plugin
+        gives each job."""
+        result = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%k"], env=self.env, capture_output=True, text=True)
         return [
             dict(zip(("JobID", "State", "Comment"), line.split("|"))) for line in result.stdout.splitlines() if line
         ]
+
+    def set_partition_state(self, partition: str, state: str) -> None:
+        """UP, or DOWN: jobs are still accepted into the queue but none starts."""
+        self._run(["scontrol", "update", f"PartitionName={partition}", f"State={state}"])
 
     def sacct(self, *fields: str) -> list[dict[str, str]]:
         """Every job (steps excluded) the accounting database knows, as dicts of ``fields``."""
@@ -211,6 +222,7 @@ class LocalSlurm:
 
     def _write_configs(self, ports: dict[str, int]) -> None:
         root = self.root
+        gres = f"gpu:{len(GPU_FILES)}"
         partitions = "\n".join(
             f"PartitionName={name} Nodes=localhost MaxTime={max_time} State=UP{' Default=YES' if name == 'cpu' else ''}"
             for name, max_time in PARTITIONS.items()
@@ -248,10 +260,10 @@ AccountingStoragePort={ports["slurmdbd"]}
 AccountingStorageEnforce=associations
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres={gres} State=UNKNOWN
 {partitions}
 """)
-        (self.conf_dir / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n")
+        (self.conf_dir / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={','.join(GPU_FILES)}\n")
         dbd_conf = self.conf_dir / "slurmdbd.conf"
         dbd_conf.write_text(f"""\
 AuthType=auth/munge

@@ -1,26 +1,33 @@
-"""profiles/osc on a real SLURM cluster (slurmctld, slurmd, slurmdbd + MariaDB on 127.0.0.1).
+"""mlpipe.cluster and profiles/osc: dry runs, and a real SLURM cluster (slurmctld, slurmd, slurmdbd + MariaDB
+on 127.0.0.1, see local_slurm.py).
 
 The workflow runs with `snakemake --profile profiles/osc`, changed only through the environment
-(account, scratch root, and MLPIPE_ALLOW_CPU because the cluster's GPU is a placeholder).
+(account, scratch root, and MLPIPE_ALLOW_CPU because the cluster's GPUs are placeholders).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake, train_command
-from local_slurm import LocalSlurm, missing_requirements, wait_until
-from mlpipe.training.checkpoint import load_checkpoint
+from conftest import REPO, SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, job_env, snakemake
+from local_slurm import LMOD_INIT, LocalSlurm, missing_requirements, wait_until
+from mlpipe.cluster.invocation import Invocation, read_invocation
+from mlpipe.cluster.selection import SITE_ENV, SiteChoice, choose_site, record_site
+from mlpipe.cluster.site import SiteError, load_site
 
 ACCOUNT = "pas0001"
 
@@ -97,6 +104,31 @@ def test_dry_run_shows_what_each_job_asks_of_osc(osc_workflow, tmp_path):
     assert "the sweep asks for at most 1 GPU-hours" in output
 
 
+def train_blocks(output: str) -> list[str]:
+    """The dry run's block of each train job."""
+    return [block for block in output.split("rule ")[1:] if block.startswith("train:")]
+
+
+@pytest.mark.parametrize("how", ["--config", "--configfile"])
+def test_config_from_the_command_line_keeps_the_osc_mapping(osc_workflow, tmp_path, how):
+    # Snakemake replaces a profile's `config:` whole when the command line gives --config.
+    if how == "--config":
+        extra = ["--config", "results_dir=res2"]
+    else:
+        (osc_workflow / "more.yaml").write_text("results_dir: res2\n")
+        extra = ["--configfile", "more.yaml"]
+    scratch = tmp_path / "scratch"
+    result = run(osc_workflow, osc_env(None, scratch), "--profile", "profiles/osc", "-n", "-R", "train", *extra)
+    assert result.returncode == 0, result.stderr
+    blocks = train_blocks(result.stdout)
+    assert len(blocks) == 2
+    for block in blocks:
+        assert "slurm_partition=gpu" in block and "gpu=1," in block and "threads: 4" in block
+        assert f"--processed-dir {scratch}/data/processed/digits " in block
+        assert f"--state-dir {scratch}/data/checkpoints/lr-" in block
+        assert "--run-dir res2/runs/lr-" in block
+
+
 def test_debug_queue_moves_jobs_to_debug_partitions_with_the_one_hour_cap(osc_workflow, tmp_path):
     edit_config(osc_workflow, {"train_job": {"runtime": 300}})
     result = run(osc_workflow, osc_env(None, tmp_path, OSC_QUEUE="debug"), "--profile", "profiles/osc", "-n")
@@ -154,6 +186,104 @@ def test_the_dry_run_refuses_a_torch_without_kernels_for_the_clusters_gpus(osc_w
     assert run(osc_workflow, env, "--profile", "profiles/osc", "-n").returncode == 0
 
 
+@pytest.mark.parametrize("profile", [None, "profiles/mine"])
+def test_the_slurm_executor_without_a_site_stops_with_one_line(osc_workflow, tmp_path, profile):
+    # Without a site nothing maps the train jobs to GPUs and scratch: submitting them anyway would be wrong.
+    if profile is None:
+        args = ["--executor", "slurm"]
+    else:  # a profile of one's own without a site.yaml beside it
+        shutil.copytree(osc_workflow / "profiles" / "osc", osc_workflow / profile)
+        (osc_workflow / profile / "site.yaml").unlink()
+        args = ["--profile", profile]
+    result = run(osc_workflow, osc_env(None, tmp_path), *args, "-n")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("config error: the slurm executor needs a site to map jobs onto")
+    )
+    assert "use --profile profiles/osc, or a profile with a site.yaml beside its config.yaml" in result.stderr
+
+
+def test_the_site_template_maps_a_dry_run_once_copied(osc_workflow, tmp_path):
+    # What a lab elsewhere does: copy the template, set its variables (and edit site.yaml).
+    shutil.copytree(osc_workflow / "profiles" / "slurm-template", osc_workflow / "profiles" / "mylab")
+    env = osc_env(None, tmp_path, OSC_ACCOUNT=None, OSC_SCRATCH=None, LAB_ACCOUNT="lab42", LAB_SCRATCH=str(tmp_path))
+    result = run(osc_workflow, env, "--profile", "profiles/mylab", "-n")
+    assert result.returncode == 0, result.stderr
+    assert f"MyLab main (normal queue): CPU jobs on cpu, GPU jobs on gpu, account lab42, scratch {tmp_path}" in (
+        result.stdout + result.stderr
+    )
+    blocks = train_blocks(result.stdout)
+    assert len(blocks) == 2
+    for block in blocks:
+        assert "slurm_partition=gpu" in block and "slurm_account=lab42" in block and "nodes=1" in block
+        assert "threads: 8" in block and f"--processed-dir {tmp_path}/data/processed/digits " in block
+    unset = run(osc_workflow, osc_env(None, tmp_path, OSC_ACCOUNT=None), "--profile", "profiles/mylab", "-n")
+    assert unset.stderr.strip().splitlines()[-1] == (
+        "config error: LAB_ACCOUNT is not set: export LAB_ACCOUNT=<your project, e.g. mylab-gpu>"
+    )
+
+
+def test_a_site_file_with_a_mistake_is_named_in_one_line(tmp_path):
+    spec = yaml.safe_load((REPO / "profiles" / "slurm-template" / "site.yaml").read_text())
+    del spec["clusters"]["main"]["cores_per_gpu"]
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(SiteError) as error:
+        load_site(tmp_path / "site.yaml", {"LAB_ACCOUNT": "lab42"}, "project")
+    assert str(error.value) == (
+        f"site file {tmp_path / 'site.yaml'}: clusters.main: 'cores_per_gpu' is a required property"
+    )
+
+
+def test_a_resolved_site_reads_back_the_same():
+    site = load_site(REPO / "profiles" / "osc" / "site.yaml", {"OSC_ACCOUNT": "pas0001", "USER": "alice"}, "p")
+    choice = SiteChoice(site, "profile", "--profile profiles/osc")
+    assert SiteChoice.from_json(choice.to_json(), "submitting Snakemake") == SiteChoice(
+        site, "submitting Snakemake", "--profile profiles/osc"
+    )
+
+
+def test_the_site_comes_from_the_config_then_the_submitting_snakemake_then_the_profile_then_the_record(tmp_path):
+    environ = {"OSC_ACCOUNT": "pas0001", "USER": "alice"}
+    profile = Invocation(profiles={"profiles/osc": REPO / "profiles" / "osc"}, executor="slurm")
+    record = tmp_path / "results" / "site.json"
+
+    def choose(config_site=None, invocation=profile, env=environ):
+        return choose_site(
+            config_site=config_site, invocation=invocation, environ=env, record_file=record, project="p", base_dir=REPO
+        )
+
+    from_profile = choose()
+    assert from_profile.source == "profile" and from_profile.selected_with == "--profile profiles/osc"
+    assert from_profile.site.scratch_root == Path("/fs/scratch/pas0001/alice/p")
+    from_config = choose("profiles/osc/site.yaml", env=environ | {"OSC_CLUSTER": "cardinal"})
+    assert from_config.source == "config" and from_config.site.cluster == "cardinal"
+    # A job step: no profile on its command line, the site resolved by the Snakemake that submitted it.
+    job_step = Invocation(profiles={}, executor="slurm-jobstep")
+    in_job = choose(invocation=job_step, env={SITE_ENV: from_profile.to_json()})
+    assert in_job.site == from_profile.site and in_job.source == "submitting Snakemake"
+    with pytest.raises(SiteError, match="the slurm executor needs a site"):
+        choose(invocation=Invocation(profiles={}, executor="slurm"))
+    local = Invocation(profiles={}, executor="local")
+    assert choose(invocation=local).site is None
+    record_site(from_profile, record)
+    later = choose(invocation=local, env={})  # a later shell: no profile, no OSC_ACCOUNT
+    assert later.from_study_record and later.site == from_profile.site
+
+
+def test_snakemake_s_command_line_is_read_as_snakemake_reads_it(monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    assert read_invocation(["pytest", "-q"]) is None  # not Snakemake (e.g. its API): nothing to read
+    typed = read_invocation(["/venv/bin/snakemake", "--profile=profiles/osc", "-n", "--config", "results_dir=x"])
+    assert typed == Invocation(profiles={"profiles/osc": Path("profiles/osc")}, executor="slurm")
+    monkeypatch.setenv("SNAKEMAKE_PROFILE", "profiles/osc")
+    from_env = read_invocation(["/venv/lib/python3.11/site-packages/snakemake/__main__.py", "--cores", "1"])
+    assert from_env.profiles == {"profiles/osc": Path("profiles/osc")} and from_env.submits_jobs
+    assert read_invocation(["snakemake", "--profile", "none", "--cores", "1"]).executor == "local"
+
+
 def rule_of(comment: str) -> str:
     """The plugin's job comment is rule_<name>[_wildcards_<...>]."""
     return comment.removeprefix("rule_").split("_wildcards_")[0]
@@ -179,7 +309,16 @@ def slurm_study(slurm, tmp_path_factory) -> SlurmStudy:
     workdir = copy_workflow(root / "project")
     edit_config(workdir, SMALL_CONFIG_OVERRIDES | {"train_job": {"gpus": 1, "runtime": 30, "mem_mb": 1500}})
     before = {job["JobID"] for job in slurm.sacct("JobID")}
-    result = run(workdir, osc_env(slurm, root / "scratch"), "--profile", "profiles/osc", *FAST_STATUS)
+    # Any --config on the command line (here one that changes nothing) used to drop the OSC mapping.
+    result = run(
+        workdir,
+        osc_env(slurm, root / "scratch"),
+        "--profile",
+        "profiles/osc",
+        "--config",
+        "results_dir=results",
+        *FAST_STATUS,
+    )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     fields = ("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
     return SlurmStudy(workdir, root / "scratch", [job for job in slurm.sacct(*fields) if job["JobID"] not in before])
@@ -208,6 +347,38 @@ def test_data_and_checkpoints_on_scratch_results_and_logs_in_the_project(slurm_s
     assert checkpoints == ["lr-0.05_seed-0", "lr-0.1_seed-0"]
     assert not (workdir / "data").exists()
     assert len(list((workdir / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
+
+
+def test_archive_and_clean_up_typed_without_the_profile_act_on_the_study(slurm, slurm_study, tmp_path):
+    # A later shell on the login node: no profile, no OSC_* variables. The study's record of its site
+    # (results/site.json) gives these commands the scratch paths the study ran with.
+    workdir, scratch = slurm_study.workdir, slurm_study.scratch
+    env = osc_env(slurm, scratch, OSC_ACCOUNT=None, OSC_SCRATCH=None)
+    jobs_before = len(slurm.sacct("JobID"))
+    # `make archive DEST=...`: the report, then the archive
+    assert run(workdir, env, "--report", "results/report.html").returncode == 0
+    archived = run(
+        workdir, env, "--cores", "1", "archive", "--config", f"archive={{destination: {tmp_path}, name: study}}"
+    )
+    assert archived.returncode == 0, archived.stderr[-3000:]
+    with tarfile.open(tmp_path / "study.tar.gz") as tar:
+        assert {"study/report.html", "study/site.json"} <= set(tar.getnames())
+    said = archived.stdout + archived.stderr
+    assert "localrule archive:" in said and "localrule train:" not in said
+    cleaned = run(workdir, env, "--cores", "1", "clean_checkpoints")
+    assert cleaned.returncode == 0, cleaned.stderr[-3000:]
+    assert list((scratch / "data" / "checkpoints").iterdir()) == []
+    assert len(slurm.sacct("JobID")) == jobs_before  # nothing went to SLURM
+
+    # A command that would train without the profile is refused with one line, before anything runs.
+    (workdir / "more_seeds.yaml").write_text("sweep: {grid: {lr: [0.05, 0.1]}, seeds: [0, 1]}\n")
+    refused = run(workdir, env, "--cores", "2", "--configfile", "more_seeds.yaml")
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "config error: results/site.json says this study runs on OSC pitzer (--profile profiles/osc), and this "
+        "command would run its evaluate, train jobs here: add --profile profiles/osc"
+    )
+    assert not (workdir / "results" / "runs" / "lr-0.05_seed-1").exists()
 
 
 def test_each_run_recorded_its_job_and_what_it_asked_for(slurm_study):
@@ -240,10 +411,8 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
     with_own_checkpoints(osc_workflow, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0, 1]}})
     env = osc_env(slurm, slurm_study.scratch)
     before = {job["JobID"] for job in slurm.sacct("JobID")}
-    # Large sweeps: every train job ready at once goes in one sbatch, as tasks of a job array.
-    result = run(
-        osc_workflow, env, "--profile", "profiles/osc", "--slurm-array-jobs=train", "--until", "train", *FAST_STATUS
-    )
+    # profiles/osc submits the train jobs that are ready together in one sbatch, as tasks of a job array.
+    result = run(osc_workflow, env, "--profile", "profiles/osc", "--until", "train", *FAST_STATUS)
     assert result.returncode == 0, result.stderr[-5000:]
     train = [
         job
@@ -271,9 +440,10 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
     )  # one failure is the whole story here
     assert result.returncode != 0
     log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
-    assert log.strip().splitlines()[-1] == (
-        "error: NoGpuError: this job asked for 1 GPU(s) but CUDA sees none (CUDA_VISIBLE_DEVICES=0); "
-        "set MLPIPE_ALLOW_CPU=1 to train on the CPU instead"
+    assert re.fullmatch(  # the node has two placeholder GPUs: either may be this task's
+        r"error: NoGpuError: this job asked for 1 GPU\(s\) but CUDA sees none \(CUDA_VISIBLE_DEVICES=[01]\); "
+        r"set MLPIPE_ALLOW_CPU=1 to train on the CPU instead",
+        log.strip().splitlines()[-1],
     )
     assert "epoch 1/" not in log
     failed = [
@@ -300,49 +470,140 @@ def test_a_wrong_account_fails_cleanly_before_anything_runs(slurm, osc_workflow,
     assert not (osc_workflow / "results" / "summary.csv").exists()
 
 
-def test_sigusr1_before_walltime_checkpoints_and_the_retry_resumes(slurm, slurm_study, osc_workflow, tmp_path):
+def attempts_of(slurm: LocalSlurm, rule: str, before: set[str]) -> list[dict]:
+    """The sacct rows of the jobs of ``rule`` submitted since ``before``, in order: one per attempt."""
+    fields = ("JobID", "State", "ElapsedRaw", "TimelimitRaw", "ReqMem", "NNodes", "AllocTRES", "Comment")
+    return [job for job in slurm.sacct(*fields) if job["JobID"] not in before and rule_of(job["Comment"]) == rule]
+
+
+def resumed_at(log: str, run_id: str) -> tuple[int, int] | None:
+    """(epoch, step) of the trainer's "resuming <run> at epoch E, step S" line, if it has one."""
+    found = re.search(rf"resuming {re.escape(run_id)} at epoch (\d+), step (\d+)", log)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def test_walltime_signal_and_scancel_each_checkpoint_and_the_retry_resumes(slurm, slurm_study, osc_workflow):
+    # A 2-minute walltime with the warning 60 s before it: SLURM itself sends SIGUSR1 30-60 s into the job
+    # (it checks every 30 s and may signal up to 30 s early). The run is far too long to end first, however
+    # fast the machine; and without periodic checkpoints a resume can only start from a state saved on a signal.
     with_own_checkpoints(
         osc_workflow,
-        {"train": {"epochs": 10, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}},
+        {
+            "train": {"epochs": 1000, "batch_size": 8, "checkpoint_every": 1000},
+            "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]},
+            "train_job": {"runtime": 2, "mem_mb": 1000, "signal_before_walltime": 60},
+        },
     )
     run_id = "lr-0.05_seed-0"
-    train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"
+    train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"  # each attempt writes it anew
+
+    def resumed_other_than(earlier):
+        return lambda: train_log.exists() and resumed_at(train_log.read_text(), run_id) not in (None, earlier)
+
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
     workflow = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", *FAST_STATUS],
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", "--until", "train", *FAST_STATUS],
         cwd=osc_workflow,
         env=osc_env(slurm, slurm_study.scratch),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: train_log.exists() and "epoch 2/10" in train_log.read_text(), 300, "the second epoch")
-        train_job = next(job["JobID"] for job in slurm.queue() if rule_of(job["Comment"]) == "train")
-        # What SLURM does at --signal=USR1@300: signal every process of the job's steps.
-        subprocess.run(["scancel", "--signal=USR1", train_job], env=slurm.env, check=True)
-        output, _ = workflow.communicate(timeout=600)
+        # The second attempt resumes from what the first saved on SLURM's signal ...
+        wait_until(resumed_other_than(None), 400, "the second attempt to resume")
+        first_resume = resumed_at(train_log.read_text(), run_id)
+        wait_until(lambda: re.search(r"epoch \d+/1000 ", train_log.read_text()), 300, "an epoch after resuming")
+        # ... then `scancel` (SIGTERM to every process of the job, as on preemption) stops it too, and the
+        # third attempt resumes from what the second saved.
+        second_attempt = next(job["JobID"] for job in slurm.queue() if rule_of(job["Comment"]) == "train")
+        subprocess.run(["scancel", second_attempt], env=slurm.env, check=True)
+        wait_until(resumed_other_than(first_resume), 400, "the third attempt to resume")
+        second_resume = resumed_at(train_log.read_text(), run_id)
+        info = json.loads((osc_workflow / "results" / "runs" / run_id / "run_info.json").read_text())
     finally:
-        workflow.kill()
-    assert workflow.returncode == 0, output[-5000:]
-    train_jobs = [job for job in slurm.sacct("JobID", "State", "Comment") if rule_of(job["Comment"]) == "train"]
-    assert [job["State"] for job in train_jobs][-2:] == ["FAILED", "COMPLETED"]
-    log = train_log.read_text()  # the retry's log
-    assert f"resuming {run_id} at epoch" in log and "epoch 10/10" in log
-    resumed_at = int(log.split(f"resuming {run_id} at epoch ")[1].split(",")[0])
-    assert resumed_at >= 3  # epochs 1 and 2 were done before the signal, and not trained again
+        workflow.send_signal(signal.SIGINT)  # Snakemake cancels the third attempt and ends
+        try:
+            workflow.wait(120)
+        finally:
+            workflow.kill()
+    assert first_resume > (1, 0) and second_resume > first_resume and info["attempts"] == 3
 
-    # Resumed on the other side of a SLURM retry, the run ends bit-identical to an uninterrupted one:
-    # the same hyperparameters on the same processed data, trained here in one go with the same threads.
-    run_config = json.loads((osc_workflow / "results" / "runs" / run_id / "run_config.json").read_text())
-    reference = tmp_path / "uninterrupted" / run_id
-    command = train_command(
-        reference,
-        slurm_study.scratch / "data" / "processed" / "digits",
-        json.dumps(run_config["hparams"]),
-        "--threads",
-        str(run_config["torch_threads"]),
+    attempts = attempts_of(slurm, "train", before)
+    assert [job["State"].split()[0] for job in attempts[:2]] == ["FAILED", "CANCELLED"]
+    assert int(attempts[0]["ElapsedRaw"]) < 60 * int(attempts[0]["TimelimitRaw"])  # stopped before its walltime
+    # Each retry asks for 2x, then 3x the memory and walltime of the first attempt.
+    assert [job["ReqMem"] for job in attempts] == ["1000M", "2000M", "3000M"]
+    assert [job["TimelimitRaw"] for job in attempts] == ["2", "4", "6"]
+
+
+def test_two_gpus_on_one_node_with_the_site_modules_loaded(slurm, slurm_study, osc_workflow):
+    # The site's modules (python/3.12) load in the job (`--sdm env-modules`, Lmod); the stand-in module puts
+    # a python without torch first on PATH, as OSC's does, so the job must still run the venv's python.
+    # (Snakemake skips env-modules when a frame's file name contains "slurm": this test's folder does not.)
+    with_own_checkpoints(
+        osc_workflow,
+        {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0]}, "train_job": {"gpus": 2}},
     )
-    subprocess.run(command, env=job_env(), check=True, capture_output=True)
-    resumed = load_checkpoint(osc_workflow / "results" / "runs" / run_id / "last.pt")["state_dict"]
-    uninterrupted = load_checkpoint(reference / "out" / "last.pt")["state_dict"]
-    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in uninterrupted)
+    env = osc_env(
+        slurm, slurm_study.scratch, BASH_ENV=str(LMOD_INIT), MODULEPATH=str(osc_workflow / "tests" / "modules")
+    )
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    result = run(
+        osc_workflow,
+        env,
+        *("--profile", "profiles/osc", "--sdm", "env-modules", "--until", "train", "--verbose", *FAST_STATUS),
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+
+    # What was asked for (the one node and the walltime signal show only in the sbatch call) ...
+    (sbatch,) = [line for line in result.stderr.splitlines() if "sbatch call:" in line and "rule_train" in line]
+    for flag in ("--nodes=1", "--gpus=2", "--cpus-per-task=8", "--mem 1500", "-t 30", "--signal=USR1@300", "-p gpu"):
+        assert f" {flag}" in sbatch, flag
+    # ... and what SLURM gave: one node, 2 GPUs, 4 cores per GPU, the memory and the walltime.
+    (job,) = attempts_of(slurm, "train", before)
+    assert job["State"] == "COMPLETED" and job["NNodes"] == "1"
+    assert {"cpu=8", "gres/gpu=2", "mem=1500M", "node=1"} <= set(job["AllocTRES"].split(","))
+    assert job["TimelimitRaw"] == "30"
+    log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
+    assert "(fp32, 2 process(es))" in log  # torchrun's two workers
+    info = json.loads((osc_workflow / "results" / "runs" / "lr-0.05_seed-0" / "run_info.json").read_text())
+    assert info["provenance"]["modules"] == "python/3.12"
+
+
+def test_a_hundred_run_sweep_reaches_slurm_in_two_sbatch_calls(slurm, slurm_study, osc_workflow):
+    # Train jobs ready together go out as job arrays of at most 50 (profiles/osc). The GPU partition is held
+    # down so that the arrays queue without running: only the submissions are counted.
+    with_own_checkpoints(
+        osc_workflow,
+        {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.01 * i for i in range(1, 11)]}, "seeds": list(range(10))}},
+    )
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    slurm.set_partition_state("gpu", "DOWN")
+    workflow = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", "--until", "train", *FAST_STATUS],
+        cwd=osc_workflow,
+        env=osc_env(slurm, slurm_study.scratch),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def queued_train_tasks() -> list[str]:
+            return [job["JobID"] for job in slurm.queue() if rule_of(job["Comment"]) == "train"]
+
+        wait_until(lambda: len(queued_train_tasks()) == 100, 300, "100 queued train tasks")
+        submissions = {task.split("_")[0] for task in queued_train_tasks()}  # one array job per sbatch call
+    finally:
+        workflow.send_signal(signal.SIGINT)  # Snakemake cancels its jobs
+        try:
+            workflow.wait(120)
+        finally:
+            workflow.kill()
+            subprocess.run(["scancel", "--user=root"], env=slurm.env, check=True)
+            slurm.set_partition_state("gpu", "UP")
+    assert len(submissions) == 2
+    assert not [
+        job
+        for job in slurm.sacct("JobID", "Comment")
+        if job["JobID"] not in before and rule_of(job["Comment"]) != "train"
+    ]

@@ -67,3 +67,11 @@ def test_clean_up_frees_finished_runs_checkpoints_and_keeps_unfinished_ones(fini
     assert sorted(path.name for path in checkpoints.iterdir()) == [RUN_IDS[0]]
     assert (checkpoints / RUN_IDS[0] / "resume.pt").exists()
     assert all((finished_copy / "results" / "runs" / run_id / "best.pt").exists() for run_id in RUN_IDS)
+
+
+def test_clean_up_finds_each_run_s_checkpoints_where_the_run_recorded_them(finished_copy):
+    # The runs trained with checkpoint_root data/checkpoints; a later command that names another root
+    # (on a cluster: typed without the profile that put checkpoints on scratch) still frees them.
+    checkpoints = finished_copy / "data" / "checkpoints"
+    snakemake(finished_copy, "--cores", "1", "clean_checkpoints", "--config", "checkpoint_root=elsewhere")
+    assert list(checkpoints.iterdir()) == []

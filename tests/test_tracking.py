@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, copy_workflow, edit_config, snakemake
 from conftest import STUDY_RUN_IDS as RUN_IDS
+from mlpipe.tracking.provenance import scheduler_job
 
 
 def lock_sha256() -> str:
@@ -126,3 +127,11 @@ def test_runs_are_also_logged_to_mlflow_and_wandb_offline(tmp_path, monkeypatch)
     for run_id in ("lr-0.05_seed-0", "lr-0.05_seed-1"):
         offline = list((workdir / "results" / "runs" / run_id / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(offline) == 1 and offline[0].stat().st_size > 0
+
+
+def test_a_run_records_the_slurm_job_as_sacct_shows_it_and_the_modules_it_loaded():
+    environ = {"SLURM_JOB_ID": "13", "SLURM_JOB_PARTITION": "gpu", "LOADEDMODULES": "python/3.12"}
+    assert scheduler_job(environ) == {"slurm_job_id": "13", "slurm_partition": "gpu", "modules": "python/3.12"}
+    array_task = environ | {"SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "1"}  # its own SLURM_JOB_ID is 13
+    assert scheduler_job(array_task)["slurm_job_id"] == "12_1"
+    assert scheduler_job({}) == {"slurm_job_id": None, "slurm_partition": None, "modules": None}

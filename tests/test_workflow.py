@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +95,14 @@ def test_editing_preprocess_code_reruns_preprocess_and_everything_after_it(finis
     split_file = finished_copy / "src" / "mlpipe" / "preprocess" / "split.py"
     split_file.write_text(split_file.read_text() + "\n# a change to the split\n")
     assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+def test_touching_code_or_checking_it_out_again_reruns_nothing(finished_copy):
+    # A `git checkout` to another branch and back leaves the same content with new file times.
+    later = time.time() + 60
+    for path in [*(finished_copy / "src").rglob("*.py"), *(finished_copy / "scripts").glob("*.py")]:
+        os.utime(path, (later, later))
+    assert planned_jobs(finished_copy) == {}
 
 
 def test_changing_a_sweep_value_trains_only_the_new_runs(finished_copy):

@@ -15,6 +15,9 @@ MANIFEST_NAME = "manifest.json"  # what download produced; written last
 META_NAME = "meta.json"  # classes, shape, normalisation, counts; written last
 SPLITS = ("train", "val", "test")
 
+# <results_dir>/
+SITE_RECORD_NAME = "site.json"  # the SLURM site a study runs on (mlpipe.cluster.selection); absent for a local study
+
 # <results_dir>/runs/<run id>/
 RUN_FILE_NAMES = {
     "metrics": "metrics.csv",  # one row per epoch, METRIC_COLUMNS

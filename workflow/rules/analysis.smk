@@ -92,8 +92,9 @@ rule registry:
 
 rule plot:
     input:
-        summary=rules.summarize.output.summary,
-        comparison=rules.summarize.output.comparison,
+        # Plain paths, not the output objects: see paths() in common.smk.
+        summary=str(rules.summarize.output.summary),
+        comparison=str(rules.summarize.output.comparison),
         metrics=all_runs("metrics"),
         confusions=all_runs("confusion"),
     output:

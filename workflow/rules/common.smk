@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from snakemake.settings.types import DeploymentMethod
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 # Before walltime SLURM sends SIGUSR1 to every process of a job step (profiles/osc asks for it).
 # Snakemake, which runs each job inside its step, would die of it (Python's default action) and end
@@ -21,15 +21,32 @@ SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
 
 from mlpipe import config as mlpipe_config
-from mlpipe.cluster.site import SiteError, load_site, on_scratch
+from mlpipe.cluster.invocation import InvocationError, read_invocation
+from mlpipe.cluster.selection import (
+    SITE_ENV,
+    choose_site,
+    record_site,
+    refuse_cluster_jobs,
+)
+from mlpipe.cluster.site import SiteError, on_scratch
+from mlpipe.cluster.slurm_plugins import patch_slurm_plugins
 from mlpipe.cluster.torch_check import check_torch_for_site
 from mlpipe.config import ConfigError
-from mlpipe.layout import MANIFEST_NAME, RUN_FILE_NAMES, SPLITS, processed_files
+from mlpipe.layout import (
+    MANIFEST_NAME,
+    META_NAME,
+    RUN_FILE_NAMES,
+    SITE_RECORD_NAME,
+    processed_files,
+)
 from mlpipe.rule_code import rule_code
 from mlpipe.user_sources import source_checksum
 
 PROJECT = Path(workflow.basedir).name
-CONDA_ENVS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+DEPLOYMENT = (
+    workflow.deployment_settings.deployment_method
+)  # --sdm: conda, env-modules, ...
+CONDA_ENVS = DeploymentMethod.CONDA in DEPLOYMENT
 
 try:
     RUNS = mlpipe_config.check_config(
@@ -38,18 +55,30 @@ try:
             workflow.source_path("../schemas/config.schema.yaml")
         ),
     )
-    SITE = (
-        load_site(Path(workflow.basedir) / config["site"], os.environ, PROJECT)
-        if config["site"]
-        else None
+    INVOCATION = read_invocation(sys.argv)
+    SITE_RECORD = Path(config["results_dir"]) / SITE_RECORD_NAME
+    SITE_CHOICE = choose_site(
+        config_site=config["site"],
+        invocation=INVOCATION,
+        environ=os.environ,
+        record_file=SITE_RECORD,
+        project=PROJECT,
+        base_dir=Path(workflow.basedir),
     )
+    SITE = SITE_CHOICE.site
     if SITE:  # a local run ignores train_job.gpus
         mlpipe_config.check_batch_split(RUNS, config["train_job"]["gpus"])
     # Jobs import this environment's torch (under --sdm conda their own, and each job checks its GPU).
     if SITE and workflow.is_main_process and not CONDA_ENVS:
         check_torch_for_site(SITE, config["train_job"]["gpus"], os.environ)
-except (ConfigError, SiteError) as error:
+except (ConfigError, SiteError, InvocationError) as error:
     sys.exit(f"config error: {error}")
+if INVOCATION:
+    patch_slurm_plugins(INVOCATION.executor)
+if SITE:
+    # Jobs submitted with this environment (sbatch --export=ALL) parse the workflow again without the
+    # profile: they map paths and resources the same way from the site resolved here.
+    os.environ[SITE_ENV] = SITE_CHOICE.to_json()
 
 DATASET = config["dataset"]["name"]
 SWEPT = list(config["sweep"]["grid"])
@@ -85,8 +114,16 @@ _job_environment = {
 _exports = " ".join(
     f"{name}={shlex.quote(value)}" for name, value in _job_environment.items()
 )
+# Under `--sdm env-modules` a job first loads the site's modules; a python/3.12 module puts its own
+# python first on PATH, which would shadow the venv that runs Snakemake (and has torch). So the venv's
+# bin folder goes first again. (Not with conda: there the rule's conda env must win.)
+_venv_first = (
+    f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
+    if SITE and DeploymentMethod.ENV_MODULES in DEPLOYMENT and not CONDA_ENVS
+    else ""
+)
 shell.prefix(
-    f"export PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
+    f"export {_venv_first}PYTHONPATH={shlex.quote(SOURCE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
     + _exports.replace("{", "{{").replace("}", "}}")
     + "; "
 )
@@ -126,9 +163,16 @@ def log_path(rule, name="{run}"):
     return str(RESULTS / "logs" / rule / f"{name}.log")
 
 
-def processed_data(*splits):
-    """The processed files of the given splits and meta.json (all of them without splits)."""
-    return [str(path) for path in processed_files(PROCESSED_DIR, splits or SPLITS)]
+def processed_data():
+    """Every file preprocess writes, meta.json last."""
+    return [str(path) for path in processed_files(PROCESSED_DIR)]
+
+
+def processed_dataset():
+    """The processed dataset as one input: its meta.json, written last, holds the checksum of every array,
+    so a job that depends on it reruns whenever an array changes. (One input per job rather than a pair of
+    arrays per split keeps Snakemake's work on a sweep of thousands of runs down.)"""
+    return str(PROCESSED_DIR / META_NAME)
 
 
 def run_hparams(wildcards):
@@ -140,25 +184,35 @@ def model_code(wildcards):
     return MODEL_CODE[RUNS[wildcards.run]["model"]]
 
 
+def paths(*outputs):
+    """Other rules' outputs as plain paths, for a rule's input.
+
+    Given the output objects themselves, Snakemake hashes each of the job's list-valued inputs (one file per
+    run) once for every one of its input files: quadratic in the number of runs for plot and archive.
+    """
+    return [str(path) for path in outputs]
+
+
 def final_outputs():
-    return [
-        *rules.summarize.output,
-        *rules.registry.output,
-        *rules.plot.output,
-    ]
+    return paths(*rules.summarize.output, *rules.registry.output, *rules.plot.output)
 
 
-def job_resources(mem_mb, runtime, gpus=0):
-    """A job's generic needs, memory and walltime growing with each attempt; on a cluster also its partition."""
+def job_resources(mem_mb, runtime, gpus=0, signal_before_walltime=None):
+    """A job's generic needs; on a cluster with memory and walltime growing with each attempt, and its
+    partition, account and node, and the signal that asks it to checkpoint before its walltime.
+    """
+    if not SITE:
+        # Nothing enforces memory or walltime locally: plain numbers, which also spare Snakemake a function
+        # call per job.
+        return {"mem_mb": mem_mb, "runtime": runtime, "gpu": gpus}
     resources = {
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
-        "runtime": lambda wildcards, attempt: (
-            SITE.runtime(runtime * attempt) if SITE else runtime * attempt
-        ),
+        "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt),
         "gpu": gpus,
+        **SITE.slurm_resources(gpus),
     }
-    if SITE:
-        resources["slurm_partition"] = SITE.partition(gpus)
+    if signal_before_walltime:
+        resources["slurm_extra"] = f"--signal=USR1@{signal_before_walltime}"
     return resources
 
 
@@ -174,4 +228,29 @@ def train_threads():
 
 if SITE:
     logger.info(SITE.describe())
+    if SITE_CHOICE.from_study_record:
+        logger.info(
+            f"(recorded in {SITE_RECORD} by the run with {SITE_CHOICE.selected_with})"
+        )
     logger.info(SITE.cost(len(RUNS), TRAIN_GPUS, config["train_job"]["runtime"]))
+
+
+onstart:
+    # Runs when jobs are about to start (not in a dry run), in the Snakemake the user started.
+    try:
+        if SITE_CHOICE.records_the_study:
+            record_site(SITE_CHOICE, SITE_RECORD)
+        elif SITE_CHOICE.from_study_record and workflow.local_exec:
+            # The rules a cluster profile submits: all but the Snakefile's localrules (workflow.is_local
+            # cannot tell here: in a local run it says every rule is local).
+            refuse_cluster_jobs(
+                SITE_CHOICE,
+                SITE_RECORD,
+                (
+                    job.rule.name
+                    for job in workflow.dag.needrun_jobs()
+                    if job.rule.name not in workflow._localrules
+                ),
+            )
+    except SiteError as error:
+        sys.exit(f"config error: {error}")

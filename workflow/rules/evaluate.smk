@@ -1,7 +1,7 @@
 rule evaluate:
     input:
         best=rules.train.output.best,
-        data=processed_data("test"),
+        data=processed_dataset(),
     output:
         metrics=run_file("evaluation"),
         confusion=run_file("confusion"),

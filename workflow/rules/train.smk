@@ -1,6 +1,6 @@
 rule train:
     input:
-        data=processed_data("train", "val"),
+        data=processed_dataset(),
     output:
         metrics=run_file("metrics"),
         best=run_file("best"),
@@ -18,6 +18,7 @@ rule train:
             mem_mb=config["train_job"]["mem_mb"],
             runtime=config["train_job"]["runtime"],
             gpus=TRAIN_GPUS,
+            signal_before_walltime=config["train_job"]["signal_before_walltime"],
         ),
     params:
         hparams=run_hparams,

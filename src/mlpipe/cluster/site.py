@@ -1,13 +1,14 @@
 """A SLURM site: where each kind of job runs, how long it may run, and where scratch is.
 
-A site is described by a YAML file beside its Snakemake profile (``profiles/osc/site.yaml``);
-the profile names it with ``config: [site=...]``. Everything here is checked when Snakemake
-parses the workflow, so a missing account or an impossible request stops ``snakemake -n``
-with one line, before anything is submitted.
+A site is described by a YAML file beside its Snakemake profile (``profiles/osc/site.yaml``;
+:mod:`mlpipe.cluster.selection` finds it). Everything here is checked when Snakemake parses the
+workflow, so a missing account or an impossible request stops ``snakemake -n`` with one line,
+before anything is submitted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import re
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from mlpipe.cluster.site_schema import SITE_SCHEMA
+from mlpipe.config import ConfigError, validate_config
 from mlpipe.torch_build import parse_capability
 
 ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -45,6 +48,11 @@ class Site:
     def partition(self, gpus: int) -> str:
         return self.gpu_partition if gpus > 0 else self.cpu_partition
 
+    def slurm_resources(self, gpus: int) -> dict:
+        """What every job asks of SLURM besides its cores, memory and walltime: partition, account and one node
+        (each job is one process tree; torchrun's workers must share the node of their GPUs)."""
+        return {"slurm_partition": self.partition(gpus), "slurm_account": self.account, "nodes": 1}
+
     def runtime(self, minutes: int) -> int:
         """A walltime request, capped at what the queue allows."""
         return min(minutes, self.max_runtime)
@@ -64,13 +72,41 @@ class Site:
             f"{self.scratch_purge_days} days without access)"
         )
 
+    def to_dict(self) -> dict:
+        """The resolved site as JSON-ready values (see :meth:`from_dict`)."""
+        return {key: _plain(value) for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> Site:
+        """The site :meth:`to_dict` wrote: resolved once, so the same everywhere whatever the environment."""
+        return cls(
+            **values
+            | {
+                "gpu_partitions": tuple(values["gpu_partitions"]),
+                "scratch_root": Path(values["scratch_root"]),
+                "modules": tuple(values["modules"]),
+                "gpu_capability": tuple(values["gpu_capability"]) if values.get("gpu_capability") else None,
+            }
+        )
+
+
+def _plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
 
 def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -> Site:
     """Read ``site_file`` and resolve it with the user's environment."""
     path = Path(site_file)
     if not path.is_file():
         raise SiteError(f"site: no site file {path}")
-    spec = yaml.safe_load(path.read_text())
+    try:
+        spec = validate_config(yaml.safe_load(path.read_text()), SITE_SCHEMA)
+    except (ConfigError, yaml.YAMLError) as error:
+        raise SiteError(f"site file {path}: {' '.join(str(error).split())}") from None
     names = spec["environment"]
 
     def env(key: str) -> str | None:
@@ -78,12 +114,13 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
 
     account = env("account")
     if not account:
-        raise SiteError(f"{names['account']} is not set: export {names['account']}=<your project, e.g. PAS1234>")
+        example = f", e.g. {spec['account_example']}" if spec["account_example"] else ""
+        raise SiteError(f"{names['account']} is not set: export {names['account']}=<your project{example}>")
     if not ACCOUNT.match(account):
         raise SiteError(f"{names['account']}={account!r} is not a project code (letters, digits, '_', '.', '-')")
 
     cluster = (env("cluster") or spec["default_cluster"]).lower()
-    if cluster in spec.get("retired_clusters", {}):
+    if cluster in spec["retired_clusters"]:
         raise SiteError(f"{names['cluster']}={cluster}: {spec['retired_clusters'][cluster]}")
     if cluster not in spec["clusters"]:
         raise SiteError(f"{names['cluster']}={cluster}: unknown cluster; allowed: {', '.join(spec['clusters'])}")
@@ -104,9 +141,15 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
             f"{gpu_partition!r} has none; GPU partitions: {', '.join(gpu_partitions)}"
         )
 
-    gpu = cluster_spec.get("gpu") or {}
+    gpu = cluster_spec.get("gpu", {})
     user = environ.get("USER") or getpass.getuser()
-    scratch = env("scratch") or spec["scratch_root"].format(account=account, user=user, project=project)
+    try:
+        scratch = env("scratch") or spec["scratch_root"].format(account=account, user=user, project=project)
+    except (KeyError, IndexError, ValueError) as error:
+        raise SiteError(
+            f"site file {path}: scratch_root: {spec['scratch_root']!r} may only use {{account}}, {{user}} and "
+            f"{{project}} ({type(error).__name__}: {error})"
+        ) from None
     return Site(
         name=spec["name"],
         cluster=cluster,
@@ -115,11 +158,11 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
         cpu_partition=env("cpu_partition") or queue_spec["cpu"],
         gpu_partition=gpu_partition,
         gpu_partitions=gpu_partitions,
-        cores_per_gpu=int(cluster_spec["cores_per_gpu"]),
-        max_runtime=int(queue_spec["max_runtime"]),
+        cores_per_gpu=cluster_spec["cores_per_gpu"],
+        max_runtime=queue_spec["max_runtime"],
         scratch_root=Path(scratch),
-        scratch_purge_days=int(spec["scratch_purge_days"]),
-        modules=tuple(spec.get("modules", ())),
+        scratch_purge_days=spec["scratch_purge_days"],
+        modules=tuple(spec["modules"]),
         gpu_model=gpu.get("model"),
         gpu_capability=parse_capability(gpu["compute_capability"]) if "compute_capability" in gpu else None,
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from mlpipe.io import atomic_path
-from mlpipe.layout import RunFiles
+from mlpipe.layout import SITE_RECORD_NAME, RunFiles
 from mlpipe.study.status import unfinished
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ TOP_FILES = (
     "best_config.yaml",
     "registry.sqlite",
     "report.html",
+    SITE_RECORD_NAME,
 )
 TOP_FOLDERS = ("plots", "logs")
 MANIFEST = "MANIFEST.sha256"

@@ -64,8 +64,17 @@ def collect_provenance(code_dir: Path, device: str, scheduler_job: Mapping[str, 
 
 
 def scheduler_job(environ: Mapping[str, str]) -> dict:
-    """The SLURM job a process runs in (both None outside SLURM)."""
-    return {"slurm_job_id": environ.get("SLURM_JOB_ID"), "slurm_partition": environ.get("SLURM_JOB_PARTITION")}
+    """The SLURM job a process runs in (None outside SLURM; a task of a job array as ``<array job>_<task>``,
+    the id squeue and sacct show) and the environment modules loaded into it (Lmod's and Environment
+    Modules' ``$LOADEDMODULES``; None without modules)."""
+    job_id = environ.get("SLURM_JOB_ID")
+    if environ.get("SLURM_ARRAY_JOB_ID") and environ.get("SLURM_ARRAY_TASK_ID"):
+        job_id = f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
+    return {
+        "slurm_job_id": job_id,
+        "slurm_partition": environ.get("SLURM_JOB_PARTITION"),
+        "modules": environ.get("LOADEDMODULES") or None,
+    }
 
 
 def scheduler_request(

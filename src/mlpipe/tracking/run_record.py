@@ -20,12 +20,22 @@ def now() -> str:
 
 
 class RunRecord:
-    def __init__(self, path: Path, run_id: str, hparams: dict, provenance: dict, requested: dict):
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        hparams: dict,
+        provenance: dict,
+        requested: dict,
+        state_dir: Path | None = None,
+    ):
         self.path = path
         earlier = read_json(self.path) if self.path.exists() else {}
         self.info = {
             "run_id": run_id,
             "status": RUNNING,
+            # Where its resumable state lives (scratch on a cluster), for clean_checkpoints.
+            "state_dir": None if state_dir is None else str(state_dir),
             "start_time": now(),
             "end_time": None,
             "attempts": earlier.get("attempts", 0) + 1 if earlier.get("status") != FINISHED else 1,

@@ -32,6 +32,7 @@ class RunTracking:
         hparams: dict,
         provenance: dict,
         requested: dict,
+        state_dir: Path,
         tracking: dict,
         resumed: bool,
         device: torch.device,
@@ -43,7 +44,7 @@ class RunTracking:
             shutil.rmtree(self.files.tensorboard, ignore_errors=True)
         self.started = time.perf_counter()
         self.device, self.exit_code_interrupted, self.progress = device, exit_code_interrupted, progress
-        self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested)
+        self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested, state_dir)
         self.run_id, self.hparams, self.tracking = run_id, hparams, tracking
         self.loggers: EpochLoggers | None = None
 

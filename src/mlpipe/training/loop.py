@@ -60,7 +60,7 @@ class TrainJob:
     allow_cpu: bool = False  # a job that asked for GPUs may train on the CPU when it sees none
     local_rank: int = 0  # this process's GPU among the job's (torchrun's LOCAL_RANK)
     world_size: int = 1  # processes training the run together (torchrun's WORLD_SIZE)
-    scheduler_job: dict = field(default_factory=dict)  # the SLURM job it runs in (id, partition)
+    scheduler_job: dict = field(default_factory=dict)  # the SLURM job it runs in (id, partition, modules)
     requested: dict = field(default_factory=dict)  # what the scheduler job asked for, recorded with its use
     tracking: dict = field(default_factory=lambda: DEFAULT_TRACKING)
     code_dir: Path = Path(".")  # the checkout whose git commit is recorded
@@ -239,6 +239,7 @@ def open_tracking(job: TrainJob, run: Run, progress: Progress) -> RunTracking | 
         hparams=job.hparams,
         provenance=collect_provenance(job.code_dir, device_name(run.device), job.scheduler_job),
         requested=job.requested,
+        state_dir=job.state_dir,
         tracking=job.tracking,
         resumed=progress.started,
         device=run.device,
