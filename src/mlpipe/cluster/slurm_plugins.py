@@ -10,6 +10,8 @@ Remove each once its plugin is fixed; tests/test_cluster.py fails without them.
    runs in the batch step: that task gets no ``--signal`` warning before its walltime (SLURM signals
    the job steps only), and neither its partition nor its cores in its environment. The first task is
    run like a plain job instead: in a job step, with the job's cores and GPUs.
+
+Each work-around touches the plugin's own functions; a plugin that no longer has them is left as it is.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def patch_slurm_plugins(executor: str) -> None:
 def _see_cancelled_jobs() -> None:
     import snakemake_executor_plugin_slurm as plugin
 
-    query = plugin.query_job_status
-    if getattr(query, PATCHED, False):
+    query = getattr(plugin, "query_job_status", None)
+    if query is None or getattr(query, PATCHED, False):
         return
 
     async def query_job_status(command: str, logger):
@@ -48,7 +50,7 @@ def _run_the_first_array_task_in_a_job_step() -> None:
     import snakemake_executor_plugin_slurm_jobstep as jobstep
 
     run_job = jobstep.Executor.run_job
-    if getattr(run_job, PATCHED, False):
+    if getattr(run_job, PATCHED, False) or not hasattr(jobstep, "_is_first_array_task"):
         return
 
     def run_job_in_a_step(self, job):
