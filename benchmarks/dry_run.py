@@ -55,6 +55,7 @@ def main() -> None:
             os.environ,
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             OSC_ACCOUNT="PAS1234",
+            OSC_CLUSTER="cardinal",  # whose H100s this machine's PyTorch (PyPI's CUDA 13 build) has kernels for
             OSC_SCRATCH=str(Path(scratch) / "scratch"),
         )
         rows = []

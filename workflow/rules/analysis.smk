@@ -1,8 +1,8 @@
 rule summarize:
     input:
-        run_configs=all_runs("run_config"),
+        # Each run's evaluation.json, written after every other file of the run, stands for its folder:
+        # a sweep of 1,000 runs then gives Snakemake 1,000 inputs to resolve here, not 3,000.
         evaluations=all_runs("evaluation"),
-        metrics=all_runs("metrics"),
     output:
         summary=results("summary.csv"),
         comparison=results("comparison.csv"),
@@ -61,8 +61,7 @@ rule summarize:
 
 rule registry:
     input:
-        run_configs=all_runs("run_config"),
-        evaluations=all_runs("evaluation"),
+        evaluations=all_runs("evaluation"),  # each stands for its run's folder (see summarize)
     output:
         database=results("registry.sqlite"),
         provenance=results("provenance.csv"),
@@ -95,8 +94,7 @@ rule plot:
         # Plain paths, not the output objects: see paths() in common.smk.
         summary=str(rules.summarize.output.summary),
         comparison=str(rules.summarize.output.comparison),
-        metrics=all_runs("metrics"),
-        confusions=all_runs("confusion"),
+        evaluations=all_runs("evaluation"),  # each stands for its run's folder (see summarize)
     output:
         learning_curves=report(
             results("plots/learning_curves.png"),

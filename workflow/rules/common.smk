@@ -179,9 +179,12 @@ def run_hparams(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
 
 
-def model_code(wildcards):
-    """The checksum of the run's model files when it is a lab's own class: editing them reruns only its runs."""
-    return MODEL_CODE[RUNS[wildcards.run]["model"]]
+def model_code():
+    """The checksum of a run's model files when it is a lab's own class, so editing them reruns only its runs:
+    one value when the sweep has one model, else looked up per run."""
+    if len(MODEL_CODE) == 1:
+        return next(iter(MODEL_CODE.values()))
+    return lambda wildcards: MODEL_CODE[RUNS[wildcards.run]["model"]]
 
 
 def paths(*outputs):

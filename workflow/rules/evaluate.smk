@@ -17,7 +17,7 @@ rule evaluate:
     params:
         processed_dir=folder(PROCESSED_DIR),
         code=rule_code("evaluate"),
-        model_code=model_code,
+        model_code=model_code(),
     shell:
         "python scripts/evaluate.py --best {input.best:q} --processed-dir {params.processed_dir:q}"
         " --metrics {output.metrics:q} --confusion {output.confusion:q} > {log:q} 2>&1"

@@ -27,7 +27,7 @@ rule train:
         # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=str(CHECKPOINT_ROOT / "{run}"),
         code=rule_code("train"),
-        model_code=model_code,
+        model_code=model_code(),
     shell:
         "python scripts/train.py --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --metrics {output.metrics:q} --best {output.best:q}"
