@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,9 +19,8 @@ import time
 from pathlib import Path
 
 import yaml
+from workflow_copy import copy_workflow, user_environment
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "scripts", "src", "envs"]
 SWEEP = {
     "grid": {
         "lr": [round(0.01 * i, 2) for i in range(1, 11)],
@@ -42,18 +40,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-dry-run-") as scratch:
-        workdir = Path(scratch) / "project"
-        workdir.mkdir()
-        for name in WORKFLOW_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            else:
-                shutil.copy2(source, workdir / name)
+        workdir = copy_workflow(Path(scratch) / "project")
         (workdir / "big.yaml").write_text(yaml.safe_dump({"sweep": SWEEP}))
-        env = dict(
-            os.environ,
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        env = user_environment(
             OSC_ACCOUNT="PAS1234",
             OSC_CLUSTER="cardinal",  # whose H100s this machine's PyTorch (PyPI's CUDA 13 build) has kernels for
             OSC_SCRATCH=str(Path(scratch) / "scratch"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,9 +19,8 @@ import time
 from pathlib import Path
 
 import yaml
+from workflow_copy import copy_workflow, user_environment
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "scripts", "src", "envs", "examples"]
 USER_MODEL = "examples/vehicle_sensors/src/models/model.py:MyModel"
 
 
@@ -66,14 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:
         workdir = Path(scratch)
-        for name in WORKFLOW_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            else:
-                shutil.copy2(source, workdir / name)
+        copy_workflow(workdir)
         (workdir / "user-model.yaml").write_text(yaml.safe_dump({"train": {"model": USER_MODEL}}))
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        env = user_environment()
         env["PYTHONPATH"] = str(workdir / "src")
         sys.path.insert(0, str(workdir / "src"))
         cases = {"built-in model (small_cnn)": (), f"user model ({USER_MODEL})": ("--configfile", "user-model.yaml")}

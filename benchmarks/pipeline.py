@@ -9,8 +9,6 @@ Target (issue 2): <= 60 s on 2 CPU cores, >= 97% test accuracy.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,9 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "scripts", "src", "envs"]
+from workflow_copy import copy_workflow, user_environment
 
 
 def main() -> None:
@@ -30,13 +26,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:
         workdir = Path(scratch)
-        for name in WORKFLOW_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            else:
-                shutil.copy2(source, workdir / name)
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        copy_workflow(workdir)
+        env = user_environment()
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--quiet"], cwd=workdir, env=env, check=True
