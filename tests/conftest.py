@@ -179,12 +179,17 @@ def workflow_copy(tmp_path) -> Path:
     return workdir
 
 
+def private_copy(finished: Path, tmp_path: Path) -> Path:
+    """A copy of a finished workflow for one test to change, outputs and Snakemake metadata included."""
+    destination = tmp_path / "finished"
+    shutil.copytree(finished, destination, symlinks=True)
+    return destination
+
+
 @pytest.fixture
 def finished_copy(finished_workflow, tmp_path) -> Path:
-    """A private copy of the finished workflow, outputs and Snakemake metadata included."""
-    destination = tmp_path / "finished"
-    shutil.copytree(finished_workflow, destination, symlinks=True)
-    return destination
+    """A private copy of the finished workflow."""
+    return private_copy(finished_workflow, tmp_path)
 
 
 @pytest.fixture

@@ -401,6 +401,17 @@ def test_results_match_a_local_run(slurm_study, tmp_path):
     pd.testing.assert_frame_equal(slurm_summary, local_summary)
 
 
+def start_training(workdir: Path, env: dict) -> subprocess.Popen:
+    """`snakemake --profile profiles/osc --until train` in the background, for a test to act on its jobs meanwhile."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", "--until", "train", *FAST_STATUS],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def with_own_checkpoints(workdir: Path, overrides: dict) -> None:
     """Configure a workflow copy that shares the study's scratch (its data is there: only training runs) but
     keeps resumable state of its own."""
@@ -501,13 +512,7 @@ def test_walltime_signal_and_scancel_each_checkpoint_and_the_retry_resumes(slurm
         return lambda: train_log.exists() and resumed_at(train_log.read_text(), run_id) not in (None, earlier)
 
     before = {job["JobID"] for job in slurm.sacct("JobID")}
-    workflow = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", "--until", "train", *FAST_STATUS],
-        cwd=osc_workflow,
-        env=osc_env(slurm, slurm_study.scratch),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    workflow = start_training(osc_workflow, osc_env(slurm, slurm_study.scratch))
     try:
         # The second attempt resumes from what the first saved on SLURM's signal ...
         wait_until(resumed_other_than(None), 400, "the second attempt to resume")
@@ -579,13 +584,7 @@ def test_a_hundred_run_sweep_reaches_slurm_in_two_sbatch_calls(slurm, slurm_stud
     )
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     slurm.set_partition_state("gpu", "DOWN")
-    workflow = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", "--until", "train", *FAST_STATUS],
-        cwd=osc_workflow,
-        env=osc_env(slurm, slurm_study.scratch),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    workflow = start_training(osc_workflow, osc_env(slurm, slurm_study.scratch))
     try:
 
         def queued_train_tasks() -> list[str]:

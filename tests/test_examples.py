@@ -5,13 +5,12 @@ lab's files only what the edit touches runs again."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, planned_jobs, snakemake
+from conftest import copy_workflow, planned_jobs, private_copy, snakemake
 
 CONFIG = "examples/vehicle_sensors/config.yaml"
 RUN_IDS = [
@@ -33,9 +32,7 @@ def finished_example(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def example_copy(finished_example, tmp_path) -> Path:
-    destination = tmp_path / "finished"
-    shutil.copytree(finished_example, destination, symlinks=True)
-    return destination
+    return private_copy(finished_example, tmp_path)
 
 
 def test_the_example_classifies_sensor_windows_well_above_chance(finished_example):

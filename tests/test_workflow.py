@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import STUDY_RUN_IDS as RUN_IDS
-from conftest import copy_workflow, edit_config, planned_jobs, snakemake
+from conftest import copy_workflow, edit_config, planned_jobs, private_copy, snakemake
 
 ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
 
@@ -190,9 +189,7 @@ def finished_with_a_lab_model(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def lab_model_copy(finished_with_a_lab_model, tmp_path) -> Path:
-    destination = tmp_path / "finished"
-    shutil.copytree(finished_with_a_lab_model, destination, symlinks=True)
-    return destination
+    return private_copy(finished_with_a_lab_model, tmp_path)
 
 
 def test_a_lab_model_trains_beside_a_builtin_one(finished_with_a_lab_model):
