@@ -18,7 +18,7 @@ CHANNELS = ["accel_long", "accel_lat", "accel_vert", "yaw_rate", "speed", "steer
 
 
 class CustomDataset(Dataset):
-    classes = ["cruise", "accelerate", "brake", "turn_left", "turn_right", "lane_change"]
+    classes = ("cruise", "accelerate", "brake", "turn_left", "turn_right", "lane_change")
 
     def __init__(self, split="train", num_windows=2400, window_length=128, seed=0, transform=None):
         # The test split is a quarter the size of the training split, drawn from its own random stream.
