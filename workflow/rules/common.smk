@@ -31,6 +31,7 @@ from mlpipe.cluster.selection import (
 from mlpipe.cluster.site import SiteError, on_scratch
 from mlpipe.cluster.slurm_plugins import patch_slurm_plugins
 from mlpipe.cluster.torch_check import check_torch_for_site
+from mlpipe.collector import settle_parsed_workflow
 from mlpipe.config import ConfigError
 from mlpipe.layout import (
     MANIFEST_NAME,
