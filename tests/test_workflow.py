@@ -218,6 +218,21 @@ def test_lint_reports_nothing(workflow_copy):
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
+def planned_tmpdirs(workdir: Path, *args: str, env: dict) -> set[str]:
+    """The temp folder of every job a dry run plans."""
+    plan = snakemake(workdir, "-n", *args, env=env).stdout
+    return {line.split("tmpdir=")[1].split(",")[0] for line in plan.splitlines() if "resources: " in line}
+
+
+def test_local_jobs_get_the_temp_folder_snakemake_would_give_them(workflow_copy, tmp_path):
+    own, named = tmp_path / "own-tmp", tmp_path / "named-tmp"
+    own.mkdir()
+    assert planned_tmpdirs(workflow_copy, env={"TMPDIR": str(own)}) == {str(own)}
+    assert planned_tmpdirs(workflow_copy, "--default-resources", f"tmpdir='{named}'", env={"TMPDIR": str(own)}) == {
+        str(named)
+    }
+
+
 @pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
 def test_dag_can_be_drawn_before_anything_runs(workflow_copy, flag):
     dot = snakemake(workflow_copy, flag).stdout
