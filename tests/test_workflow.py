@@ -227,10 +227,9 @@ def planned_tmpdirs(workdir: Path, *args: str, env: dict) -> set[str]:
 def test_local_jobs_get_the_temp_folder_snakemake_would_give_them(workflow_copy, tmp_path):
     own, named = tmp_path / "own-tmp", tmp_path / "named-tmp"
     own.mkdir()
-    assert planned_tmpdirs(workflow_copy, env={"TMPDIR": str(own)}) == {str(own)}
-    assert planned_tmpdirs(workflow_copy, "--default-resources", f"tmpdir='{named}'", env={"TMPDIR": str(own)}) == {
-        str(named)
-    }
+    env = {"TMPDIR": str(own)}
+    assert planned_tmpdirs(workflow_copy, env=env) == {str(own)}
+    assert planned_tmpdirs(workflow_copy, "--default-resources", f"tmpdir='{named}'", env=env) == {str(named)}
 
 
 @pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
