@@ -33,44 +33,41 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from mlpipe.training.distributed import launched_by_torchrun
-    from mlpipe.training.launch import relaunch_under_torchrun, with_options
-    from mlpipe.training.staging import stage_processed
-
-    worker = launched_by_torchrun(os.environ)
-    processed_dir = args.processed_dir
-    if os.environ.get(STAGE_ENV) == "1" and not worker:  # once, before any worker starts
-        processed_dir = stage_processed(args.processed_dir, os.environ.get("TMPDIR"))
-
-    if args.gpus > 1 and not worker:
-        relaunch_under_torchrun(
-            __file__, with_options(sys.argv[1:], processed_dir=str(processed_dir)), args.gpus, args.threads
-        )
+    from dataclasses import replace
 
     from mlpipe.device import allow_cpu_from_env
     from mlpipe.tracking.loggers import DEFAULT_TRACKING
     from mlpipe.tracking.provenance import scheduler_job, scheduler_request
-    from mlpipe.training.loop import TrainJob, train_run
+    from mlpipe.training.distributed import launched_by_torchrun
+    from mlpipe.training.launch import relaunch_under_torchrun, with_options
+    from mlpipe.training.loop import TrainJob, check_device, train_run
     from mlpipe.training.outputs import TrainOutputs
+    from mlpipe.training.staging import stage_processed
 
-    train_run(
-        TrainJob(
-            run_id=args.run_id,
-            hparams=args.hparams,
-            processed_dir=processed_dir,
-            outputs=TrainOutputs(args.metrics, args.best, args.last, args.run_config, args.run_dir),
-            state_dir=args.state_dir,
-            gpus=args.gpus,
-            threads=args.threads,
-            allow_cpu=allow_cpu_from_env(os.environ),
-            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-            world_size=int(os.environ.get("WORLD_SIZE", "1")),
-            scheduler_job=scheduler_job(os.environ),
-            requested=scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime, os.environ),
-            tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
-            code_dir=Path.cwd(),
-        )
+    job = TrainJob(
+        run_id=args.run_id,
+        hparams=args.hparams,
+        processed_dir=args.processed_dir,
+        outputs=TrainOutputs(args.metrics, args.best, args.last, args.run_config, args.run_dir),
+        state_dir=args.state_dir,
+        gpus=args.gpus,
+        threads=args.threads,
+        allow_cpu=allow_cpu_from_env(os.environ),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        scheduler_job=scheduler_job(os.environ),
+        requested=scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime, os.environ),
+        tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
+        code_dir=Path.cwd(),
     )
+    if not launched_by_torchrun(os.environ):  # once, in the process the scheduler started
+        check_device(job)  # no GPU, or no kernel for it: stop before copying data or starting workers
+        if os.environ.get(STAGE_ENV) == "1":
+            job = replace(job, processed_dir=stage_processed(args.processed_dir, os.environ.get("TMPDIR")))
+        if args.gpus > 1:
+            argv = with_options(sys.argv[1:], processed_dir=str(job.processed_dir))
+            relaunch_under_torchrun(__file__, argv, args.gpus, args.threads)
+    train_run(job)
 
 
 if __name__ == "__main__":

@@ -369,16 +369,21 @@ def test_exploding_loss_stops_with_the_step_named(processed_digits, tmp_path):
 
 
 def test_job_that_asked_for_a_gpu_and_sees_none_fails_at_once(processed_digits, tmp_path):
-    env = job_env() | {"CUDA_VISIBLE_DEVICES": ""}
+    node_local = tmp_path / "node-local"  # the job's $TMPDIR, where the data would be copied
+    node_local.mkdir()
+    env = job_env() | {"CUDA_VISIBLE_DEVICES": "", "MLPIPE_STAGE_TO_TMPDIR": "1", "TMPDIR": str(node_local)}
     env.pop("MLPIPE_ALLOW_CPU", None)
     started = time.monotonic()
-    process = TrainProcess(tmp_path / "gpu", processed_digits, hparams(epochs=1), "--gpus", "1", env=env)
+    process = TrainProcess(tmp_path / "gpu", processed_digits, hparams(epochs=1), "--gpus", "2", env=env)
     assert process.finish() == 1
     assert time.monotonic() - started < 60
     last_line = process.log.strip().splitlines()[-1]
-    assert last_line.startswith("error: NoGpuError: this job asked for 1 GPU(s) but CUDA sees none")
+    assert last_line.startswith("error: NoGpuError: this job asked for 2 GPU(s) but CUDA sees none")
     assert "MLPIPE_ALLOW_CPU=1" in last_line
     assert "epoch" not in process.log
+    assert not (node_local / "mlpipe-data").exists()  # stopped before copying the data
+    assert "torch.distributed" not in process.log and "WORLD_SIZE" not in process.log  # and before torchrun
+    assert recorded_error(tmp_path / "gpu").startswith("NoGpuError: this job asked for 2 GPU(s)")
 
 
 def test_allow_cpu_switch_lets_a_gpu_job_train_on_the_cpu(processed_digits, tmp_path):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,10 +131,27 @@ def train_run(job: TrainJob) -> Progress:
     return progress
 
 
+def check_device(job: TrainJob) -> None:
+    """The job's GPUs are there and this build has kernels for them (or it may use the CPU); else record and raise.
+
+    The process the scheduler started runs this before it copies the data to $TMPDIR or starts any
+    worker, so that a job on the wrong node or with the wrong build stops in seconds.
+    """
+    with failure_recorded(job):
+        choose_device(job.gpus, job.local_rank, job.allow_cpu)
+
+
 def set_up_or_record_failure(job: TrainJob) -> Run:
     """:func:`set_up`; when it fails (e.g. a check of the set-up), run_info.json says why, as for a failure later on."""
-    try:
+    with failure_recorded(job):
         return set_up(job)
+
+
+@contextmanager
+def failure_recorded(job: TrainJob) -> Iterator[None]:
+    """An error raised inside is recorded in run_info.json (by rank 0) and raised again."""
+    try:
+        yield
     except Exception as error:
         if job.local_rank == 0:
             provenance = collect_provenance(job.code_dir, None, job.scheduler_job)
