@@ -225,6 +225,38 @@ def test_the_site_template_maps_a_dry_run_once_copied(osc_workflow, tmp_path):
     )
 
 
+@pytest.mark.skipif(
+    "sm_70" in ARCH_LIST or "sm_80" not in ARCH_LIST, reason="needs PyPI's CUDA 13 build (no Volta, Ampere kernels)"
+)
+def test_the_site_templates_gpu_is_checked_against_the_installed_torch(osc_workflow, tmp_path):
+    shutil.copytree(osc_workflow / "profiles" / "slurm-template", osc_workflow / "profiles" / "mylab")
+    env = osc_env(
+        None,
+        tmp_path,
+        OSC_ACCOUNT=None,
+        LAB_ACCOUNT="lab42",
+        MLPIPE_SKIP_TORCH_CHECK=None,
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+    )
+    accepted = run(osc_workflow, env, "--profile", "profiles/mylab", "-n")  # the template's A100s (8.0)
+    assert accepted.returncode == 0, accepted.stderr
+    site_file = osc_workflow / "profiles" / "mylab" / "site.yaml"
+    site_file.write_text(
+        site_file.read_text().replace(
+            '{model: A100, compute_capability: "8.0"}', '{model: V100, compute_capability: "7.0"}'
+        )
+    )
+    refused = run(osc_workflow, env, "--profile", "profiles/mylab", "-n")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "config error: MyLab main's V100 GPUs (compute capability 7.0) have no kernel in the installed torch "
+        )
+    )
+
+
 def test_a_site_file_with_a_mistake_is_named_in_one_line(tmp_path):
     spec = yaml.safe_load((REPO / "profiles" / "slurm-template" / "site.yaml").read_text())
     del spec["clusters"]["main"]["cores_per_gpu"]
