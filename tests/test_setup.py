@@ -80,12 +80,17 @@ def test_make_run_installs_what_running_needs_and_make_test_the_test_tools(tmp_p
 
 def test_pitzer_gets_pytorchs_cuda_12_6_build_of_the_pinned_release(tmp_path):
     torch = lock("torch.txt")
+    versions = (
+        f"torch=={pinned_version(torch['torch'])}+cu126 torchvision=={pinned_version(torch['torchvision'])}+cu126"
+    )
     assert installs(make_dry_run(tmp_path, "setup", "TORCH_BUILD=cu126")) == [
         "pip install --quiet --require-hashes --no-deps -r requirements/run.txt",
-        "pip install --quiet --index-url https://download.pytorch.org/whl/cu126 "
-        f"torch=={pinned_version(torch['torch'])}+cu126 torchvision=={pinned_version(torch['torchvision'])}+cu126",
+        f"pip install --quiet --index-url https://download.pytorch.org/whl/cu126 {versions}",
         "pip install --quiet --no-deps --no-build-isolation -e .",
     ]
+    # The README's table says the same, for a user who installs by hand.
+    readme = (REPO / "README.md").read_text()
+    assert f"`pip install --index-url https://download.pytorch.org/whl/cu126 {versions}`" in readme
 
 
 def test_later_make_commands_keep_the_build_the_venv_was_set_up_with(tmp_path):
