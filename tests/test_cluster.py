@@ -623,7 +623,9 @@ def test_a_hundred_run_sweep_reaches_slurm_in_two_sbatch_calls(slurm, slurm_stud
             return [job["JobID"] for job in slurm.queue() if rule_of(job["Comment"]) == "train"]
 
         wait_until(lambda: len(queued_train_tasks()) == 100, 300, "100 queued train tasks")
-        submissions = {task.split("_")[0] for task in queued_train_tasks()}  # one array job per sbatch call
+        tasks = queued_train_tasks()
+        assert all("_" in task for task in tasks)  # array tasks (JOBID_INDEX), not single jobs
+        submissions = {task.split("_")[0] for task in tasks}  # one array job per sbatch call
     finally:
         workflow.send_signal(signal.SIGINT)  # Snakemake cancels its jobs
         try:

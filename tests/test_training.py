@@ -450,7 +450,8 @@ def test_a_copy_left_in_tmpdir_is_refreshed_when_its_content_changes_not_only_it
     staged = stage_processed(tmp_path / "processed", str(tmp_path / "node-local"))
     # A new split seed: every array keeps its size, the contents move between splits.
     preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings | {"split_seed": 7})
-    assert (staged / "train_labels.npy").stat().st_size == (tmp_path / "processed" / "train_labels.npy").stat().st_size
+    assert (staged / "train_images.npy").stat().st_size == (tmp_path / "processed" / "train_images.npy").stat().st_size
+    assert (staged / "train_images.npy").read_bytes() != (tmp_path / "processed" / "train_images.npy").read_bytes()
     assert stage_processed(tmp_path / "processed", str(tmp_path / "node-local")) == staged
     for path in processed_files(tmp_path / "processed"):
         assert (staged / path.name).read_bytes() == path.read_bytes(), path.name
