@@ -381,12 +381,18 @@ def test_data_and_checkpoints_on_scratch_results_and_logs_in_the_project(slurm_s
     assert len(list((workdir / "logs" / "slurm" / "rule_train").rglob("*.log"))) == 2
 
 
-def test_archive_and_clean_up_typed_without_the_profile_act_on_the_study(slurm, slurm_study, tmp_path):
+def test_archive_and_clean_up_typed_with_or_without_the_profile_act_on_the_study(slurm, slurm_study, tmp_path):
+    workdir, scratch = slurm_study.workdir, slurm_study.scratch
+    jobs_before = len(slurm.sacct("JobID"))
+    # With the profile, as the study ran: the archive is made on the login node, nothing is submitted.
+    destination = f"archive={{destination: {tmp_path / 'profiled'}, name: study}}"
+    profiled = run(workdir, osc_env(slurm, scratch), "--profile", "profiles/osc", "archive", "--config", destination)
+    assert profiled.returncode == 0, profiled.stderr[-3000:]
+    with tarfile.open(tmp_path / "profiled" / "study.tar.gz") as tar:
+        assert "study/site.json" in tar.getnames()
     # A later shell on the login node: no profile, no OSC_* variables. The study's record of its site
     # (results/site.json) gives these commands the scratch paths the study ran with.
-    workdir, scratch = slurm_study.workdir, slurm_study.scratch
     env = osc_env(slurm, scratch, OSC_ACCOUNT=None, OSC_SCRATCH=None)
-    jobs_before = len(slurm.sacct("JobID"))
     # `make archive DEST=...`: the report, then the archive
     assert run(workdir, env, "--report", "results/report.html").returncode == 0
     archived = run(
