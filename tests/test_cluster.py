@@ -545,9 +545,13 @@ def test_walltime_signal_and_scancel_each_checkpoint_and_the_retry_resumes(slurm
     )
     run_id = "lr-0.05_seed-0"
     train_log = osc_workflow / "results" / "logs" / "train" / f"{run_id}.log"  # each attempt writes it anew
+    run_info = osc_workflow / "results" / "runs" / run_id / "run_info.json"
 
     def resumed_other_than(earlier):
         return lambda: train_log.exists() and resumed_at(train_log.read_text(), run_id) not in (None, earlier)
+
+    def attempts_recorded() -> int:
+        return json.loads(run_info.read_text())["attempts"] if run_info.exists() else 0
 
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     workflow = start_training(osc_workflow, osc_env(slurm, slurm_study.scratch))
@@ -562,14 +566,16 @@ def test_walltime_signal_and_scancel_each_checkpoint_and_the_retry_resumes(slurm
         subprocess.run(["scancel", second_attempt], env=slurm.env, check=True)
         wait_until(resumed_other_than(first_resume), 400, "the third attempt to resume")
         second_resume = resumed_at(train_log.read_text(), run_id)
-        info = json.loads((osc_workflow / "results" / "runs" / run_id / "run_info.json").read_text())
+        # The trainer logs "resuming" a moment before it counts the attempt in run_info.json.
+        wait_until(lambda: attempts_recorded() >= 3, 120, "run_info.json to count the third attempt")
+        attempts_counted = attempts_recorded()
     finally:
         workflow.send_signal(signal.SIGINT)  # Snakemake cancels the third attempt and ends
         try:
             workflow.wait(120)
         finally:
             workflow.kill()
-    assert first_resume > (1, 0) and second_resume > first_resume and info["attempts"] == 3
+    assert first_resume > (1, 0) and second_resume > first_resume and attempts_counted == 3
 
     attempts = attempts_of(slurm, "train", before)
     assert [job["State"].split()[0] for job in attempts[:2]] == ["FAILED", "CANCELLED"]
