@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from mlpipe.torch_build import TorchBuild, current_build, install_hint, installed_build
+from mlpipe import torch_build
+from mlpipe.torch_build import PROBE, TorchBuild, current_build, install_hint, installed_build, kernel_arch_list
 
 # PyPI's torch 2.14.1 (CUDA 13) and PyTorch's CUDA 12.6 build of it, as torch.cuda.get_arch_list() lists them.
 PYPI_CU130 = TorchBuild("2.14.1+cu130", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"))
@@ -54,3 +60,34 @@ def test_the_installed_build_is_read_once_then_cached(tmp_path):
     # A cache of another installation (another key) is not used.
     cache.rename(tmp_path / "torch-build-0123456789abcdef0123.json")
     assert installed_build(tmp_path) == current_build()
+
+
+def fake_torch(arch_list: list[str], arch_flags: str, cuda: str | None):
+    """A torch as an older release shows itself on a login node: get_arch_list() is [] without a GPU."""
+    return SimpleNamespace(
+        cuda=SimpleNamespace(get_arch_list=lambda: list(arch_list)),
+        version=SimpleNamespace(cuda=cuda),
+        _C=SimpleNamespace(_cuda_getArchFlags=lambda: arch_flags),
+    )
+
+
+def test_the_kernels_are_read_without_a_gpu_on_older_releases_too():
+    assert kernel_arch_list(torch) == torch.cuda.get_arch_list()
+    older_cu121 = fake_torch([], "sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90", "12.1")  # torch 2.4 on a login node
+    assert kernel_arch_list(older_cu121) == ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
+    assert TorchBuild("2.4.1+cu121", tuple(kernel_arch_list(older_cu121))).runs_on(V100)
+    assert kernel_arch_list(fake_torch([], "", None)) == []  # a CPU-only build has none
+    on_a_gpu_node = fake_torch(["sm_80", "sm_90"], "sm_80 sm_90", "12.4")
+    assert kernel_arch_list(on_a_gpu_node) == ["sm_80", "sm_90"]
+
+
+def test_the_probe_reads_the_kernels_as_an_older_release_on_a_login_node_would_show_them(tmp_path):
+    # The child process that reads the build, with get_arch_list() answering [] as torch < 2.6 does without a GPU.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import torch\ntorch.cuda.get_arch_list = lambda: []\n")
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    package_parent = str(Path(torch_build.__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", PROBE, package_parent], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [torch.__version__, torch.cuda.get_arch_list()]

@@ -1,6 +1,6 @@
 """Which GPUs the installed PyTorch build has kernels for, and the install that has them.
 
-A CUDA build of PyTorch lists the GPU architectures it carries code for (``torch.cuda.get_arch_list()``,
+A CUDA build of PyTorch lists the GPU architectures it carries code for (:func:`kernel_arch_list`,
 readable without a GPU). ``sm_XY`` is machine code for compute capability X.Y that also runs on X.Z for Z > Y
 (the same major X); ``compute_XY`` is PTX, which the driver compiles at load time for any GPU of capability X.Y
 or newer. Code for ``sm_XYa`` runs on X.Y alone, ``sm_XYf`` on the family X.Z with Z >= Y.
@@ -31,7 +31,11 @@ ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
 PYPI_BUILD_OLDEST = (7, 5)
 LEGACY_BUILD = "cu126"
 
-PROBE = "import json, torch; print(json.dumps([torch.__version__, torch.cuda.get_arch_list()]))"
+# Run by this Python in a child process: the version and kernels of the torch it imports (with this mlpipe).
+PROBE = (
+    "import json, sys, torch; sys.path.insert(0, sys.argv[1]); from mlpipe.torch_build import kernel_arch_list; "
+    "print(json.dumps([torch.__version__, kernel_arch_list(torch)]))"
+)
 
 
 class TorchBuildError(RuntimeError):
@@ -85,11 +89,24 @@ def install_hint(capability: Capability) -> str:
     return f"install PyTorch's CUDA 12.6 build: make setup TORCH_BUILD={LEGACY_BUILD}"
 
 
+def kernel_arch_list(torch) -> list[str]:
+    """The GPU architectures a build has kernels for, on a machine with or without a GPU.
+
+    ``torch.cuda.get_arch_list()`` returns [] without a usable GPU on releases before 2.6 or so (it asks
+    ``torch.cuda.is_available()`` first), which a login node would take for a CPU-only build; the list it
+    reads is compiled into every CUDA build and readable there too.
+    """
+    arch_list = torch.cuda.get_arch_list()
+    if not arch_list and torch.version.cuda:
+        arch_list = torch._C._cuda_getArchFlags().split()
+    return list(arch_list)
+
+
 def current_build() -> TorchBuild:
     """The build of the torch this process runs (imports torch)."""
     import torch
 
-    return TorchBuild(torch.__version__, tuple(torch.cuda.get_arch_list()))
+    return TorchBuild(torch.__version__, tuple(kernel_arch_list(torch)))
 
 
 def installed_build(cache_dir: Path) -> TorchBuild:
@@ -116,7 +133,8 @@ def installed_build(cache_dir: Path) -> TorchBuild:
 
 def probe() -> tuple[str, list[str]]:
     """Import torch in a child process and read its version and arch list."""
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    package_parent = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", PROBE, package_parent], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise TorchBuildError(f"torch does not import for {sys.executable}: {last}")
