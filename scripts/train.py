@@ -36,6 +36,7 @@ def main() -> None:
     from dataclasses import replace
 
     from mlpipe.device import allow_cpu_from_env
+    from mlpipe.recovery.run_lock import hold_run
     from mlpipe.tracking.loggers import DEFAULT_TRACKING
     from mlpipe.tracking.provenance import scheduler_job, scheduler_request
     from mlpipe.training.distributed import launched_by_torchrun
@@ -60,14 +61,19 @@ def main() -> None:
         tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
         code_dir=Path.cwd(),
     )
-    if not launched_by_torchrun(os.environ):  # once, in the process the scheduler started
+    if launched_by_torchrun(os.environ):  # a worker: the process the scheduler started holds the run
+        train_run(job)
+        return
+    # No other live process may train this run (a duplicate job after a Snakemake restart stops here);
+    # held until this process ends, through the exec of torchrun.
+    with hold_run(job.state_dir, job.run_id, job.scheduler_job["slurm_job_id"]):
         check_device(job)  # no GPU, or no kernel for it: stop before copying data or starting workers
         if os.environ.get(STAGE_ENV) == "1":
             job = replace(job, processed_dir=stage_processed(args.processed_dir, os.environ.get("TMPDIR")))
         if args.gpus > 1:
             argv = with_options(sys.argv[1:], processed_dir=str(job.processed_dir))
             relaunch_under_torchrun(__file__, argv, args.gpus, args.threads)
-    train_run(job)
+        train_run(job)
 
 
 if __name__ == "__main__":

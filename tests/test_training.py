@@ -338,12 +338,57 @@ def test_run_interrupted_by_real_signals_resumes_bit_identical(uninterrupted_run
         assert (run_dir / "out" / name).exists()
 
 
-def test_a_finished_run_trains_again_from_scratch(uninterrupted_run, processed_digits, tmp_path):
+def test_a_finished_run_asked_for_again_writes_its_outputs_without_training(processed_digits, tmp_path):
+    # What a job that Snakemake resubmitted after it lost track of the one that trained the run does.
     run_dir = tmp_path / "twice"
-    params = hparams(epochs=1)
-    train(run_dir, processed_digits, params)
+    params = hparams(epochs=2)
+    first = train(run_dir, processed_digits, params)
+    assert "epoch 2/2" in first.log
+    trained = {name: (run_dir / "out" / name).read_bytes() for name in ("metrics.csv", "best.pt")}
+    info = json.loads((run_dir / "out" / "run_info.json").read_text())
+    for name in ("metrics.csv", "best.pt", "last.pt", "run_config.json"):  # Snakemake deletes them first
+        (run_dir / "out" / name).unlink()
     again = train(run_dir, processed_digits, params)
-    assert "training again from scratch" in again.log
+    assert "finished: writing its outputs again without training" in again.log
+    assert "epoch 1/2" not in again.log and "training " not in again.log
+    assert {name: (run_dir / "out" / name).read_bytes() for name in trained} == trained
+    assert_same_weights(final_weights(run_dir), load_checkpoint(run_dir / "state" / "resume.pt")["engine"]["model"])
+    assert json.loads((run_dir / "out" / "run_info.json").read_text()) == info  # the record of the job that trained
+
+    changed = train(run_dir, processed_digits, hparams(epochs=2, lr=0.01))  # another run under the same id
+    assert "not resuming" in changed.log and "hparams changed" in changed.log and "epoch 2/2" in changed.log
+
+
+def test_a_second_trainer_of_a_run_in_training_stops_at_once_and_touches_nothing(processed_digits, tmp_path):
+    from mlpipe.recovery.run_lock import run_holder
+
+    run_dir = tmp_path / "busy"
+    params = hparams(epochs=50, batch_size=8)
+    first = TrainProcess(run_dir, processed_digits, params, env=job_env() | {"SLURM_JOB_ID": "4242"})
+    try:
+        first.wait_for("epoch 1/50")
+        holder = run_holder(run_dir / "state")
+        assert holder["pid"] == first.process.pid and holder["slurm_job_id"] == "4242"
+        info_before = json.loads((run_dir / "out" / "run_info.json").read_text())
+        started = time.monotonic()
+        second = TrainProcess(run_dir, processed_digits, params)
+        assert second.finish() == 1
+        assert time.monotonic() - started < 60
+        last_line = second.log.strip().splitlines()[-1]
+        assert last_line.startswith(
+            f"error: RunBusyError: busy is being trained by SLURM job 4242 on host {os.uname().nodename} "
+            f"(pid {first.process.pid}, since "
+        ), last_line
+        assert last_line.endswith("this job stops and leaves the run to it")
+        assert "Traceback" not in second.log and "epoch" not in second.log
+        info = json.loads((run_dir / "out" / "run_info.json").read_text())  # still the first one's record
+        assert info["status"] == "running" and "error" not in info
+        assert (info["start_time"], info["attempts"]) == (info_before["start_time"], info_before["attempts"])
+        assert first.process.poll() is None
+    finally:
+        first.process.send_signal(signal.SIGTERM)
+        first.finish()
+    assert run_holder(run_dir / "state") is None  # a process that ends, however it ends, lets go
 
 
 def test_changed_hyperparameters_do_not_resume_an_old_checkpoint(processed_digits, tmp_path):

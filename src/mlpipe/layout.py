@@ -35,6 +35,7 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 # <checkpoint_root>/<run id>/: what a run needs to resume; never a declared output
 RESUME_NAME = "resume.pt"
 STATE_BEST_NAME = "best.pt"
+OWNER_LOCK_NAME = "owner.lock"  # held by the one live trainer of the run (mlpipe.recovery.run_lock)
 
 
 def split_arrays(processed_dir: str | Path, split: str) -> tuple[Path, Path]:

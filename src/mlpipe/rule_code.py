@@ -32,6 +32,8 @@ RULE_CODE = {
         "inference.py",
         "user_code.py",
         "user_sources.py",
+        "recovery/__init__.py",
+        "recovery/run_lock.py",
     ],
     "evaluate": [
         "evaluate",

@@ -7,6 +7,7 @@ exception marks it ``failed`` with the error. Resource use is measured at the en
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import shutil
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import torch
 
+from mlpipe.io import read_json
 from mlpipe.layout import RunFiles
 from mlpipe.tracking.loggers import EpochLoggers
-from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord
+from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord, now
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,17 @@ class RunTracking:
         self.device, self.exit_code_interrupted, self.progress = device, exit_code_interrupted, progress
         self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested, state_dir)
         self.run_id, self.hparams, self.tracking = run_id, hparams, tracking
+        rows = progress()["rows"]
+        self.record.update(progress=self.progress_record(len(rows), rows[-1]["val_acc"] if rows else None))
         self.loggers: EpochLoggers | None = None
 
     def epoch(self, row: dict) -> None:
         self.loggers.epoch(row)
+        self.record.update(progress=self.progress_record(row["epoch"], row["val_acc"]))
+
+    def progress_record(self, epochs_done: int, val_acc: float | None) -> dict:
+        """How far the run has trained, for `make status` while it runs."""
+        return {"epochs_done": epochs_done, "epochs": self.hparams["epochs"], "val_acc": val_acc, "updated": now()}
 
     def __enter__(self) -> RunTracking:
         try:  # a tracker that cannot start is a setup error: fail now, recorded, not hours later
@@ -99,6 +108,22 @@ def record_failed_start(
         record.end(FAILED, error=f"{type(error).__name__}: {error}")
     except (OSError, ValueError) as record_error:
         log.warning("could not record the failure in %s: %s", RunFiles.of(run_dir).run_info, record_error)
+
+
+def record_finished_again(
+    run_dir: Path, run_id: str, hparams: dict, provenance: dict, requested: dict, state_dir: Path
+) -> None:
+    """run_info.json of a run whose outputs were written again from its finished state, without training.
+
+    A record that says finished describes the job that trained the run and stays as it is; otherwise (the
+    trainer died before it could say so, or the record is gone) a record says finished.
+    """
+    files = RunFiles.of(run_dir)
+    with contextlib.suppress(OSError, ValueError):
+        if read_json(files.run_info).get("status") == FINISHED:
+            return
+    record = RunRecord(files.run_info, run_id, hparams, provenance, requested, state_dir)
+    record.end(FINISHED, outputs_written_from=str(state_dir))
 
 
 class NoTracking:

@@ -30,7 +30,7 @@ from mlpipe.models.factory import build_model
 from mlpipe.processed import Normalizer, load_meta, load_split
 from mlpipe.tracking.loggers import DEFAULT_TRACKING
 from mlpipe.tracking.provenance import collect_provenance
-from mlpipe.tracking.session import NoTracking, RunTracking, record_failed_start
+from mlpipe.tracking.session import NoTracking, RunTracking, record_failed_start, record_finished_again
 from mlpipe.training.checkpoint import save_checkpoint
 from mlpipe.training.data import Augmentation, TrainBatches, fits_on_device, to_device_tensor
 from mlpipe.training.distributed import ProcessGroup, any_across, barrier, init_process_group, shutdown, sum_across
@@ -94,6 +94,12 @@ def train_run(job: TrainJob) -> Progress:
         run = set_up_or_record_failure(job)
         hparams, steps, group = job.hparams, run.steps, run.group
         progress, epoch_sums = resume_or_start(job, run)
+        if progress.finished:  # this very run, trained to the end before: its outputs again, no training
+            if group.is_main:
+                finish(job, run, progress)
+                record_restored(job, run)
+            shutdown(group)
+            return progress
         log_start(job, run)
         with open_tracking(job, run, progress) as tracking:
             for epoch in range(progress.epoch, hparams["epochs"]):
@@ -230,8 +236,15 @@ def resume_or_start(job: TrainJob, run: Run) -> tuple[Progress, torch.Tensor | N
     run.engine.load_state_dict(state["engine"])
     restore_rng_state(state["rng"], run.device)
     progress = Progress(**state["progress"])
-    log.info("resuming %s at epoch %d, step %d", job.run_id, progress.epoch + 1, progress.step)
+    if not progress.finished:
+        log.info("resuming %s at epoch %d, step %d", job.run_id, progress.epoch + 1, progress.step)
     return progress, state["epoch_sums"]
+
+
+def record_restored(job: TrainJob, run: Run) -> None:
+    """run_info.json of a run whose outputs were written again from its finished state."""
+    provenance = collect_provenance(job.code_dir, device_name(run.device), job.scheduler_job)
+    record_finished_again(job.outputs.run_dir, job.run_id, job.hparams, provenance, job.requested, job.state_dir)
 
 
 def log_start(job: TrainJob, run: Run) -> None:

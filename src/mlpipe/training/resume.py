@@ -3,9 +3,10 @@
 ``resume.pt`` (under ``checkpoint_root/<run id>/``) holds everything needed to continue a run at the
 step where it stopped. It is continued only if the run it describes is the same run: same
 hyperparameters, data, model and training code (the lab's own model files included), number of processes
-and precision. A file that cannot be read as resumable state (garbage, cut short, something else saved
-under its name) is moved aside, kept for inspection, and the run starts afresh: every later attempt would
-fail on it the same way.
+and precision. The state of a finished run is kept too: the same run asked for again (a job that Snakemake resubmitted
+after it lost track of the one that trained it) writes its outputs from it instead of training again. A
+file that cannot be read as resumable state (garbage, cut short, something else saved under its name) is
+moved aside, kept for inspection, and the run starts afresh: every later attempt would fail on it the same way.
 """
 
 from __future__ import annotations
@@ -56,13 +57,12 @@ def load_resumable(resume_path: Path, fingerprint: dict, set_aside: bool = True)
     if not isinstance(state, dict) or not state.keys() >= STATE_KEYS:
         _unreadable(resume_path, "it holds no resumable state", set_aside)
         return None
-    if state["progress"]["finished"]:
-        log.info("%s holds a finished run: training again from scratch", resume_path)
-        return None
     changed = [key for key in fingerprint if state["fingerprint"].get(key) != fingerprint[key]]
     if changed:
         log.warning("not resuming from %s: %s changed since it was saved", resume_path, ", ".join(changed))
         return None
+    if state["progress"]["finished"]:
+        log.info("%s holds this run, finished: writing its outputs again without training", resume_path)
     return state
 
 
