@@ -41,6 +41,12 @@ from mlpipe.layout import (
     SITE_RECORD_NAME,
     processed_files,
 )
+from mlpipe.recovery.orphans import find_leftovers, wait_for_leftovers
+from mlpipe.recovery.snakemake_state import (
+    JobsChangedError,
+    folder_locked,
+    take_over_earlier_jobs,
+)
 from mlpipe.rule_code import rule_code
 from mlpipe.user_sources import source_checksum
 
@@ -90,6 +96,27 @@ RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
+
+# After a Snakemake died (a killed tmux, a login node's reboot), what it left queued or running ends first
+# and only then is anything planned: no run is submitted again while its first job may still train it.
+# On a site its SLURM jobs are asked for (squeue); locally, trainers that still hold their runs.
+if workflow.is_main_process and INVOCATION is not None:
+
+    def leftovers():
+        state_dirs = {} if SITE else {run: CHECKPOINT_ROOT / run for run in RUNS}
+        return find_leftovers(state_dirs, Path.cwd() if SITE else None, os.environ)
+
+    if INVOCATION.runs_jobs and not folder_locked(
+        Path.cwd()
+    ):  # a locked folder: Snakemake stops anyway
+        wait_for_leftovers(
+            leftovers, logger.info, float(os.environ.get("MLPIPE_POLL_SECONDS", "30"))
+        )
+    elif not INVOCATION.runs_jobs and (found := leftovers()):
+        logger.info(
+            f"an earlier Snakemake of this study left queued or running: {found.describe()}; "
+            "a run without -n waits for them before it submits anything"
+        )
 # Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
 # file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
@@ -268,5 +295,7 @@ onstart:
                     if job.rule.name not in workflow._localrules
                 ),
             )
-    except SiteError as error:
+        # Jobs of an earlier Snakemake that finished after it died count as done, as if it had lived.
+        take_over_earlier_jobs(workflow, logger.info)
+    except (SiteError, JobsChangedError) as error:
         sys.exit(f"config error: {error}")

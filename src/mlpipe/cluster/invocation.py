@@ -15,6 +15,14 @@ from pathlib import Path
 
 # Executors that run jobs in this process or on this machine; any other one submits them elsewhere.
 LOCAL_EXECUTORS = frozenset({"local", "dryrun", "touch", "slurm-jobstep"})
+# Snakemake's command-line actions that plan, show or tidy without running a job (snakemake.cli, 9.x).
+NO_JOB_ACTIONS = (
+    *("dryrun", "touch", "lint", "list_target_rules", "list_rules", "print_compilation", "containerize"),
+    *("generate_unit_tests", "dag", "rulegraph", "filegraph", "d3dag", "unlock", "cleanup_metadata"),
+    *("conda_cleanup_envs", "conda_create_envs_only", "list_conda_envs", "cleanup_shadow"),
+    *("container_cleanup_images", "list_changes", "list_input_changes", "list_params_changes"),
+    *("list_untracked", "summary", "detailed_summary", "archive", "delete_all_output", "delete_temp_output"),
+)
 
 
 class InvocationError(ValueError):
@@ -25,6 +33,7 @@ class InvocationError(ValueError):
 class Invocation:
     profiles: dict[str, Path]  # each profile as typed -> its folder, in the order Snakemake applies them
     executor: str  # "local" when none is selected
+    runs_jobs: bool = True  # False for a dry run, --unlock, --summary, --dag, a report, ...
 
     @property
     def submits_jobs(self) -> bool:
@@ -55,4 +64,6 @@ def read_invocation(argv: list[str]) -> Invocation | None:
         found = get_profile_dir(profile)
         if found is not None:
             profiles[profile] = found[0]
-    return Invocation(profiles=profiles, executor=args.executor or "local")
+    makes_report_only = bool(args.report) and not getattr(args, "report_after_run", False)
+    no_jobs = makes_report_only or any(getattr(args, action, None) for action in NO_JOB_ACTIONS)
+    return Invocation(profiles=profiles, executor=args.executor or "local", runs_jobs=not no_jobs)
