@@ -32,8 +32,25 @@ class ConfigError(ValueError):
     """An invalid config; the message is one line naming the key."""
 
 
+SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"  # in the workflow folder
+CONFIG_FILE = Path("config") / "config.yaml"  # the workflow's own config file (the Snakefile's configfile)
+
+
 def load_schema(schema_path: str | Path) -> dict:
     return yaml.safe_load(Path(schema_path).read_text())
+
+
+def load_workflow_config(workflow_dir: Path, configfiles: list[Path]) -> dict:
+    """The config ``snakemake --configfile ...`` sees in ``workflow_dir``: config/config.yaml, then each file
+    merged on top of it key by key, as Snakemake merges them (for commands that do not run Snakemake)."""
+    from snakemake.utils import update_config
+
+    from mlpipe.io import read_yaml
+
+    config = read_yaml(workflow_dir / CONFIG_FILE) or {}
+    for path in configfiles:
+        update_config(config, read_yaml(path) or {})
+    return config
 
 
 def validate_config(config: dict, schema: Mapping) -> dict:
