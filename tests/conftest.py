@@ -17,6 +17,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_BIN = Path(sys.executable).parent
 
+# The suite checks what processes on the CPU and outside SLURM do (bit-identical resumes, gloo with two
+# processes, a GPU job that sees no GPU): on a GPU node, or inside an allocation, its processes see neither the
+# GPUs nor the allocation. tests/test_gpu.py gives the GPUs back to processes of its own.
+HOST_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+for name in [name for name in os.environ if name.startswith("SLURM_")]:
+    del os.environ[name]
+
 # The default config cut down so that an end-to-end run takes seconds: 2 runs of 3 epochs.
 SMALL_CONFIG_OVERRIDES = {
     "train": {"epochs": 3},

@@ -2,7 +2,7 @@
 
 slurmctld + slurmd + slurmdbd with MariaDB, so that `sacct` and account checks behave as on
 OSC; partitions carry OSC's names and the node has two placeholder GPUs (gres files /dev/null and
-/dev/zero: jobs that ask for GPUs schedule and see CUDA_VISIBLE_DEVICES, but there is no GPU).
+/dev/zero: jobs that ask for GPUs schedule, but see no GPU, on a machine with GPUs too).
 Lmod (Debian's `lmod`) gives jobs the `module` command, as on OSC. Everything lives in one temp
 folder and every daemon is stopped by its pid file. Needs root (as in CI).
 See ../shared/notes/local-slurm.md for why each setting is there.
@@ -263,7 +263,11 @@ AccountingStoreFlags=job_comment
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres={gres} State=UNKNOWN
 {partitions}
 """)
-        (self.conf_dir / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={','.join(GPU_FILES)}\n")
+        # no_gpu_env: SLURM sets no CUDA_VISIBLE_DEVICES, so on a machine with GPUs the placeholders' indices
+        # never hand a job a real one; the job keeps the empty one the tests give every process.
+        (self.conf_dir / "gres.conf").write_text(
+            f"NodeName=localhost Name=gpu File={','.join(GPU_FILES)} Flags=no_gpu_env\n"
+        )
         dbd_conf = self.conf_dir / "slurmdbd.conf"
         dbd_conf.write_text(f"""\
 AuthType=auth/munge
