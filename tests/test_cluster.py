@@ -489,10 +489,9 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
     )  # one failure is the whole story here
     assert result.returncode != 0
     log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
-    assert re.fullmatch(  # the node has two placeholder GPUs: either may be this task's
-        r"error: NoGpuError: this job asked for 1 GPU\(s\) but CUDA sees none \(CUDA_VISIBLE_DEVICES=[01]\); "
-        r"set MLPIPE_ALLOW_CPU=1 to train on the CPU instead",
-        log.strip().splitlines()[-1],
+    assert log.strip().splitlines()[-1] == (  # the placeholder GPUs hand a job no device (local_slurm.py)
+        "error: NoGpuError: this job asked for 1 GPU(s) but CUDA sees none (CUDA_VISIBLE_DEVICES=); "
+        "set MLPIPE_ALLOW_CPU=1 to train on the CPU instead"
     )
     assert "epoch 1/" not in log
     failed = [
@@ -652,3 +651,79 @@ def test_a_hundred_run_sweep_reaches_slurm_in_two_sbatch_calls(slurm, slurm_stud
         for job in slurm.sacct("JobID", "Comment")
         if job["JobID"] not in before and rule_of(job["Comment"]) != "train"
     ]
+
+
+def study_status(workdir: Path, env: dict) -> str:
+    """`make status` in the study's folder."""
+    result = subprocess.run(
+        [sys.executable, "scripts/status.py"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_snakemake_killed_while_its_jobs_train_costs_only_the_wait(slurm, slurm_study, osc_workflow):
+    # Three runs; the node runs two train jobs at a time, so when the login session dies two train and one waits.
+    run_ids = ["lr-0.05_seed-0", "lr-0.1_seed-0", "lr-0.2_seed-0"]
+    with_own_checkpoints(
+        osc_workflow,
+        {"train": {"epochs": 40, "batch_size": 8}, "sweep": {"grid": {"lr": [0.05, 0.1, 0.2]}, "seeds": [0]}},
+    )
+    env = osc_env(slurm, slurm_study.scratch, MLPIPE_POLL_SECONDS="2")
+    runs_dir = osc_workflow / "results" / "runs"
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/osc", *FAST_STATUS],
+        cwd=osc_workflow,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def training() -> list[str]:
+        return [run for run in run_ids if (runs_dir / run / "run_info.json").exists()]
+
+    try:
+        wait_until(lambda: len(training()) == 2, 400, "two runs to start training")
+        queued = [job for job in slurm.queue() if rule_of(job["Comment"]) == "train"]
+        assert sorted(job["State"] for job in queued) == ["PENDING", "RUNNING", "RUNNING"]
+    finally:
+        controller.send_signal(signal.SIGKILL)  # the login session dies with Snakemake in it
+        controller.wait()
+
+    # What `make status` shows meanwhile: which run each array task trains, its attempt, its epochs.
+    shown = study_status(osc_workflow, env)
+    for run_id in training():
+        info = json.loads((runs_dir / run_id / "run_info.json").read_text())
+        task = info["provenance"]["slurm_job_id"]
+        assert re.search(rf"^{re.escape(run_id)}\s+running\s+{re.escape(task)}\s+1\s+\d+/40 ", shown, re.M), shown
+    assert re.search(r"^lr-\S+\s+waiting\s+-", shown, re.M) and "SLURM jobs of this study (squeue): " in shown
+
+    # The README's recovery: unlock, then the same command (it waits for the dead one's jobs first).
+    assert run(osc_workflow, env, "--profile", "profiles/osc", "--unlock").returncode == 0
+    recovery = run(osc_workflow, env, "--profile", "profiles/osc", "--rerun-incomplete", *FAST_STATUS)
+    said = recovery.stdout + recovery.stderr
+    assert recovery.returncode == 0, said[-5000:]
+    assert "waiting for what an earlier Snakemake of this study left queued or running: SLURM job " in said
+    assert "job(s) finished after the Snakemake that started them ended: taken as done" in said
+
+    # Each run trained once, in the jobs the first Snakemake submitted; no epoch was trained twice.
+    train_jobs = attempts_of(slurm, "train", before)
+    assert len(train_jobs) == 3 and len({job["JobID"].split("_")[0] for job in train_jobs}) == 1
+    assert all(job["State"] == "COMPLETED" for job in train_jobs)
+    for run_id in run_ids:
+        info = json.loads((runs_dir / run_id / "run_info.json").read_text())
+        assert info["status"] == "finished" and info["attempts"] == 1, info
+        assert len(pd.read_csv(runs_dir / run_id / "metrics.csv")) == 40
+    assert len(pd.read_csv(osc_workflow / "results" / "summary.csv")) == 3
+
+    # ... and the study is as if nothing happened: nothing left to do, and an edit still reaches every run.
+    dry_run = run(osc_workflow, env, "--profile", "profiles/osc", "-n")
+    assert "Nothing to be done" in dry_run.stdout + dry_run.stderr, dry_run.stdout[-3000:]
+    # (download and preprocess ran in the study whose scratch this copy shares: their records are there)
+    missing = re.search(r"^Rules with missing metadata: (.*)$", dry_run.stdout + dry_run.stderr, re.M)
+    assert missing is None or not {"train", "evaluate"} & set(missing[1].split()), missing[1]
+    schedule = osc_workflow / "src" / "mlpipe" / "training" / "schedule.py"
+    schedule.write_text(schedule.read_text() + "\n# an edit\n")
+    edited = run(osc_workflow, env, "--profile", "profiles/osc", "-n", "--quiet", "rules")
+    assert re.search(r"^train\s+3$", edited.stdout, re.M), edited.stdout
