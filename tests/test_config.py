@@ -356,3 +356,32 @@ def test_a_yaml_syntax_error_in_config_yaml_is_named_with_its_line(workflow_copy
     assert last_line.startswith("config error: config/config.yaml, line ")
     assert "(while parsing a flow sequence on line " in last_line
     assert "Traceback" not in result.stderr
+
+
+def last_error_line(result) -> str:
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+def test_a_key_written_twice_in_config_yaml_is_refused_naming_both_lines(workflow_copy: Path):
+    # The README's example: `epochs: 3` added at the end of config/config.yaml's train section, which has epochs: 12.
+    text = (REPO / "config" / "config.yaml").read_text()
+    assert text.count("  epochs: 12\n") == 1
+    (workflow_copy / "config" / "config.yaml").write_text(
+        text.replace("  gpu_memory_headroom: 0.2\n", "  gpu_memory_headroom: 0.2\n  epochs: 3\n")
+    )
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    line = last_error_line(result)
+    assert line.startswith("config error: config/config.yaml, line ") and "key 'epochs' is written twice" in line
+    assert f"\n{line}\n" in (REPO / "README.md").read_text()
+    assert not (workflow_copy / "data").exists()
+
+
+def test_a_key_written_twice_in_an_override_file_is_refused_naming_both_lines(workflow_copy: Path):
+    (workflow_copy / "study.yaml").write_text("train:\n  lr: 0.1\nsweep:\n  seeds: [0]\ntrain:\n  epochs: 2\n")
+    result = snakemake(workflow_copy, "-n", "--configfile", "study.yaml", check=False)
+    assert result.returncode != 0
+    assert last_error_line(result) == (
+        "config error: study.yaml, line 5, column 1: key 'train' is written twice (first on line 1); "
+        "YAML would keep the later silently: remove one"
+    )

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
+from mlpipe.io import read_yaml
 from mlpipe.user_code import parse_reference
 
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 
 def load_schema(schema_path: str | Path) -> dict:
-    return yaml.safe_load(Path(schema_path).read_text())
+    return read_yaml(schema_path)
 
 
 def validate_config(config: dict, schema: Mapping) -> dict:
