@@ -358,6 +358,34 @@ def test_a_yaml_syntax_error_in_config_yaml_is_named_with_its_line(workflow_copy
     assert "Traceback" not in result.stderr
 
 
+def planned_run_ids(workdir: Path, *args: str) -> list[str]:
+    """The runs a dry run would train, in order."""
+    plan = snakemake(workdir, "-n", *args).stdout
+    return sorted({line.split("run=")[1] for line in plan.splitlines() if "wildcards: run=" in line})
+
+
+def test_an_override_files_grid_replaces_the_base_grid_whole(workflow_copy: Path):
+    # config/config.yaml sweeps lr; an override sweeping a model argument sweeps only that.
+    (workflow_copy / "widths.yaml").write_text("sweep:\n  grid:\n    model_args.width: [16, 32]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml") == [
+        "model_args.width-16_seed-0",
+        "model_args.width-32_seed-0",
+    ]
+    # Of two override files, the later grid wins whole; seeds, given or not, are kept key by key.
+    (workflow_copy / "seeds.yaml").write_text("sweep:\n  grid:\n    batch_size: [32]\n  seeds: [4]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml", "seeds.yaml") == ["batch_size-32_seed-4"]
+    # --config, given after the files, replaces theirs; an override without a grid keeps the one before it.
+    command_line = ("--config", "sweep={grid: {model_args.width: [8]}}")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml", *command_line) == ["model_args.width-8_seed-0"]
+    (workflow_copy / "epochs.yaml").write_text("train:\n  epochs: 2\nsweep:\n  seeds: [0, 1]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "epochs.yaml") == [
+        "lr-0.05_seed-0",
+        "lr-0.05_seed-1",
+        "lr-0.1_seed-0",
+        "lr-0.1_seed-1",
+    ]
+
+
 def last_error_line(result) -> str:
     return [line for line in result.stderr.splitlines() if line.strip()][-1]
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import copy_workflow, planned_jobs, private_copy, snakemake
 
 CONFIG = "examples/vehicle_sensors/config.yaml"
-RUN_IDS = [
-    "lr-0.003_model_args.width-16_seed-0",
-    "lr-0.003_model_args.width-16_seed-1",
-    "lr-0.003_model_args.width-32_seed-0",
-    "lr-0.003_model_args.width-32_seed-1",
+RUN_IDS = [  # the example's grid replaces config/config.yaml's grid whole: lr is not swept
+    "model_args.width-16_seed-0",
+    "model_args.width-16_seed-1",
+    "model_args.width-32_seed-0",
+    "model_args.width-32_seed-1",
 ]
 MANOEUVRES = ["cruise", "accelerate", "brake", "turn_left", "turn_right", "lane_change"]
 RETRAIN_ALL = {"train": 4, "evaluate": 4, "summarize": 1, "registry": 1, "plot": 1, "all": 1}

@@ -36,6 +36,23 @@ def load_schema(schema_path: str | Path) -> dict:
     return read_yaml(schema_path)
 
 
+def replace_overridden_grid(config: dict, overrides: list[Mapping]) -> None:
+    """Give ``config`` the sweep grid of the last override that has one, whole.
+
+    Snakemake merges an override file (``--configfile``) or ``--config`` into config/config.yaml key by key, which
+    for ``sweep.grid`` would add the override's swept keys to the base file's: an override sweeping
+    ``model_args.width`` would still sweep the base ``lr`` values. A grid says what is swept, so the one given
+    last replaces the ones before it; ``sweep.seeds``, a list, is replaced whole by Snakemake already.
+    """
+    grids = [
+        override["sweep"]["grid"]
+        for override in overrides
+        if isinstance(override.get("sweep"), Mapping) and "grid" in override["sweep"]
+    ]
+    if grids and isinstance(config.get("sweep"), dict):
+        config["sweep"]["grid"] = copy.deepcopy(grids[-1])
+
+
 def validate_config(config: dict, schema: Mapping) -> dict:
     """Read plain-value strings as the schema's types, fill in schema defaults and validate ``config`` in place."""
     coerce_strings(config, schema)

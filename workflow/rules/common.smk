@@ -51,6 +51,7 @@ DEPLOYMENT = (
 CONDA_ENVS = DeploymentMethod.CONDA in DEPLOYMENT
 
 try:
+    mlpipe_config.replace_overridden_grid(config, CONFIG_OVERRIDES)
     RUNS = mlpipe_config.check_config(
         config,
         mlpipe_config.load_schema(

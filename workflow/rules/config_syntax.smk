@@ -21,7 +21,11 @@ def shown_path(path):
 try:
     if Path("config/config.yaml").is_file():  # a missing one is Snakemake's to report
         read_yaml("config/config.yaml")
-    for path in workflow.config_settings.configfiles:
-        read_yaml(shown_path(path))
+    # What each override says, in the order Snakemake merged them on top of config/config.yaml: the --configfile
+    # files, then --config (mlpipe.config.replace_overridden_grid reads them).
+    CONFIG_OVERRIDES = [
+        read_yaml(shown_path(path)) or {}
+        for path in workflow.config_settings.configfiles
+    ] + [dict(workflow.config_settings.config)]
 except YamlSyntaxError as error:
     sys.exit(f"config error: {error}")
