@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -413,3 +415,38 @@ def test_a_key_written_twice_in_an_override_file_is_refused_naming_both_lines(wo
         "config error: study.yaml, line 5, column 1: key 'train' is written twice (first on line 1); "
         "YAML would keep the later silently: remove one"
     )
+
+
+def planned_model_args(workdir: Path, *args: str) -> dict[str, dict]:
+    """{run id: the model_args its train job gets}, read from the dry run's train commands."""
+    plan = snakemake(workdir, "-n", "-p", *args).stdout
+    commands = [line.split(": ", 1)[1] for line in plan.splitlines() if "python scripts/train.py" in line]
+    found = {}
+    for command in commands:
+        words = shlex.split(command)
+        found[words[words.index("--run-id") + 1]] = json.loads(words[words.index("--hparams") + 1])["model_args"]
+    return found
+
+
+def test_numbers_for_the_model_given_on_the_command_line_reach_it_as_numbers(workflow_copy: Path):
+    # --config passes nested values as strings: width '16' reached nn.Conv2d and failed there, in the train job.
+    given = planned_model_args(workflow_copy, "--config", "train={model_args: {width: 16, dropout: 2e-1}}")
+    assert given == {run_id: {"width": 16, "dropout": 0.2} for run_id in ("lr-0.05_seed-0", "lr-0.1_seed-0")}
+    swept = planned_model_args(workflow_copy, "--config", "sweep={grid: {model_args.width: [16, 32]}}")
+    assert swept == {"model_args.width-16_seed-0": {"width": 16}, "model_args.width-32_seed-0": {"width": 32}}
+    assert all(type(args["width"]) is int for args in [*given.values(), *swept.values()])
+
+
+def test_model_args_strings_that_are_plain_values_are_read_as_them_and_others_stay_strings():
+    runs = checked(
+        {
+            "train": {"model_args": {"width": "16", "dropout": "1e-1"}},
+            "sweep": {"grid": {"model_args.width": ["8", "16"]}, "seeds": [0]},
+        }
+    )
+    assert [hparams["model_args"] for hparams in runs.values()] == [
+        {"width": 8, "dropout": 0.1},
+        {"width": 16, "dropout": 0.1},
+    ]
+    with pytest.raises(ConfigError, match=r"^train.model_args: SmallCNN takes no argument 'activation'"):
+        checked({"train": {"model_args": {"activation": "relu"}}})

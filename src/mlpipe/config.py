@@ -99,6 +99,7 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
         if key.startswith(MODEL_ARGS_PREFIX):
             if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
                 raise ConfigError(f"sweep.grid.{key}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
+            coerce_strings(values, {"items": train_schema["properties"][MODEL_ARGS]["additionalProperties"]})
         elif key not in train_schema["properties"]:
             keys = [f"{MODEL_ARGS_PREFIX}<name>" if key == MODEL_ARGS else key for key in train_schema["properties"]]
             allowed = ", ".join(keys)
