@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, edit_config, snakemake
-from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema
+from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema, train_defaults
+from mlpipe.models.factory import BUILTIN_MODELS
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -89,7 +91,7 @@ def test_run_ids_stay_the_same_when_an_unswept_key_changes():
         ({"sparkle": 1}, "config: unknown key(s) sparkle; allowed: results_dir,"),
         (
             {"train": {"model": "resnet9000"}},
-            "train.model: unknown model 'resnet9000'; allowed: small_cnn, resnet18_cifar, airbench,",
+            f"train.model: unknown model 'resnet9000'; allowed: {', '.join(BUILTIN_MODELS)}, torchvision.<name>,",
         ),
         ({"dataset": {"name": "imagenet22k"}}, "dataset.name: unknown dataset 'imagenet22k'; allowed: digits"),
         ({"sweep": {"grid": {"lr": []}}}, "sweep.grid.lr: [] should be non-empty"),
@@ -450,3 +452,34 @@ def test_model_args_strings_that_are_plain_values_are_read_as_them_and_others_st
     ]
     with pytest.raises(ConfigError, match=r"^train.model_args: SmallCNN takes no argument 'activation'"):
         checked({"train": {"model_args": {"activation": "relu"}}})
+
+
+def test_the_lab_guides_model_taking_only_num_classes_passes_the_check(workflow_copy: Path):
+    from test_user_code import GUIDE_MODEL_VERBATIM
+
+    (workflow_copy / "src" / "models").mkdir()
+    (workflow_copy / "src" / "models" / "model.py").write_text(textwrap.dedent(GUIDE_MODEL_VERBATIM))
+    edit_config(workflow_copy, {"train": {"model": "src/models/model.py:MyModel"}})
+    assert "train" in snakemake(workflow_copy, "-n", "--quiet", "rules").stdout
+
+
+def test_a_train_key_added_to_the_schema_reaches_every_run_the_sweep_and_code_that_trains_alone():
+    # CONTRIBUTING's recipe for a config key that reaches training, e.g. train.grad_clip: the schema entry is all.
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["train"]["properties"]["grad_clip"] = {
+        "type": ["number", "null"],
+        "default": None,
+        "description": "Clip the gradient norm to this; null: off.",
+    }
+    runs = check_config(copy.deepcopy(DEFAULT_CONFIG), schema)
+    assert {hparams["grad_clip"] for hparams in runs.values()} == {None}
+    config = copy.deepcopy(DEFAULT_CONFIG) | {"sweep": {"grid": {"grad_clip": ["1.0", 2]}, "seeds": [0]}}
+    assert list(check_config(config, schema)) == ["grad_clip-1_seed-0", "grad_clip-2_seed-0"]
+    defaults = train_defaults(schema, lr=0.1)
+    assert (
+        defaults["grad_clip"] is None
+        and defaults["lr"] == 0.1
+        and set(defaults) == set(DEFAULT_CONFIG["train"]) | {"grad_clip"}
+    )
+    with pytest.raises(ConfigError, match=r"^train: Additional properties are not allowed \('grad_clipp' was"):
+        train_defaults(schema, grad_clipp=1.0)

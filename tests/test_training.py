@@ -31,7 +31,7 @@ from conftest import (
     unwritable_folder,
 )
 from dataset_files import image_folder_settings, make_image_folder
-from mlpipe.config import check_config, load_schema
+from mlpipe.config import check_config, load_schema, train_defaults
 from mlpipe.download.stage import download_dataset
 from mlpipe.layout import processed_files
 from mlpipe.models.factory import build_model
@@ -157,17 +157,16 @@ def test_compiled_engine_trains_and_saves_plain_state_dict_keys():
 
     torch.manual_seed(0)
     device = torch.device("cpu")
-    hparams = {
-        "optimizer": "sgd",
-        "lr": 0.05,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "epochs": 1,
-        "schedule": "constant",
-        "warmup_epochs": 0,
-        "ema_decay": 0.9,
-        "compile": True,
-    }
+    hparams = train_defaults(
+        load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml"),
+        lr=0.05,
+        weight_decay=0.0,
+        epochs=1,
+        schedule="constant",
+        warmup_epochs=0,
+        ema_decay=0.9,
+        compile=True,
+    )
     engine = Engine.build(build_model("small_cnn", 1, 3), hparams, device, choose_precision(device), steps_per_epoch=30)
     images, labels = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
     losses = [float(engine.step(images, labels)[0]) for _ in range(30)]

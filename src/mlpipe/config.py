@@ -83,6 +83,17 @@ def check_batch_split(runs: Mapping[str, dict], gpus: int) -> None:
             )
 
 
+def train_defaults(schema: Mapping, **overrides: Any) -> dict:
+    """Every ``train`` key at its schema default, then ``overrides``, checked: the hyperparameters of one run for
+    code that trains outside the workflow (benchmarks/training.py, tests), so that a new ``train`` key reaches it
+    from the schema rather than from a copied list."""
+    train_schema = schema["properties"]["train"]
+    hparams = {key: copy.deepcopy(value["default"]) for key, value in train_schema["properties"].items()}
+    hparams.update(overrides)
+    _check_value("train", hparams, train_schema)
+    return hparams
+
+
 def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
     """Return ``{run_id: hyperparameters}`` for every grid point times every seed.
 
