@@ -142,6 +142,29 @@ def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
     assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
 
 
+@pytest.mark.parametrize("fractions", [{"val_fraction": 0.2}, {"test_fraction": 0.1}])
+def test_changing_a_split_fraction_reruns_preprocess_but_not_download(finished_copy, fractions):
+    edit_config(finished_copy, {"dataset": fractions})
+    assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+def test_fractions_the_data_cannot_take_stop_before_anything_is_deleted_or_run(finished_copy):
+    processed = finished_copy / "data" / "processed" / "digits"
+    before = {path.name: path.read_bytes() for path in processed.iterdir()}
+    edit_config(finished_copy, {"dataset": {"val_fraction": 0.95, "test_fraction": 0.95}})
+    result = snakemake(finished_copy, "--cores", "2", check=False)
+    assert result.returncode != 0
+    last_line = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last_line.startswith(
+        "config error: dataset.val_fraction 0.95 and dataset.test_fraction 0.95 leave 7 of 10 classes without "
+        "training images (class "
+    )
+    assert last_line.endswith("); lower them so that every class keeps some")
+    assert {path.name: path.read_bytes() for path in processed.iterdir()} == before
+    edit_config(finished_copy, {"dataset": {"val_fraction": 0.15, "test_fraction": 0.15}})  # the mistake undone
+    assert planned_jobs(finished_copy) == {}
+
+
 LAB_MODEL = """
 from torch import nn
 

@@ -21,7 +21,7 @@ SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 
 RULE_CODE = {
     "download": ["download", "formats", "progress.py"],
-    "preprocess": ["preprocess", "formats", "progress.py", "user_code.py"],
+    "preprocess": ["preprocess", "formats", "progress.py", "user_code.py", "user_sources.py"],
     "train": [
         "models",
         "training",

@@ -41,6 +41,8 @@ from mlpipe.layout import (
     SITE_RECORD_NAME,
     processed_files,
 )
+from mlpipe.preprocess.fractions import check_fractions, split_basis
+from mlpipe.preprocess.split import SplitError
 from mlpipe.rule_code import rule_code
 from mlpipe.user_sources import source_checksum
 
@@ -99,6 +101,17 @@ MODEL_CODE = {
 DATASET_CODE = (
     source_checksum(config["dataset"]["custom"]["class"]) if DATASET == "custom" else ""
 )
+# Split fractions that the data preprocessed last cannot take stop here, before Snakemake deletes the processed
+# arrays to make them again (mlpipe.preprocess.fractions).
+try:
+    check_fractions(
+        PROCESSED_DIR,
+        split_basis(RAW_DIR, mlpipe_config.preprocess_settings(config["dataset"])),
+        config["dataset"]["val_fraction"],
+        config["dataset"]["test_fraction"],
+    )
+except SplitError as error:
+    sys.exit(f"config error: {error}")
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 
