@@ -176,6 +176,12 @@ def preprocess_settings(dataset: Mapping) -> dict:
     )
 
 
+def study_settings(config: Mapping) -> dict:
+    """What a study's best_config.yaml carries besides the hyperparameters, to reproduce it on top of any
+    config/config.yaml: its folders (as configured, before a site moves them to scratch) and its dataset."""
+    return {key: config[key] for key in ("results_dir", "data_root", "checkpoint_root", "dataset")}
+
+
 def stage_to_tmpdir(train_job: Mapping, on_cluster: bool) -> bool:
     """Whether training jobs read the data from a copy in their $TMPDIR (``auto``: on a cluster)."""
     setting = train_job["stage_to_tmpdir"]
