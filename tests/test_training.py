@@ -208,9 +208,11 @@ def hparams(**overrides) -> dict:
 class TrainProcess:
     """scripts/train.py in a real subprocess, its log lines collected as they come."""
 
-    def __init__(self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None):
+    def __init__(
+        self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None, prefix: list[str] = ()
+    ):
         self.lines: list[str] = []
-        command = train_command(run_dir, processed, json.dumps(params), "--threads", "1", *extra)
+        command = [*prefix, *train_command(run_dir, processed, json.dumps(params), "--threads", "1", *extra)]
         self.process = subprocess.Popen(
             command, env=env or job_env(), stderr=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -518,9 +520,9 @@ def recorded_error(run_dir: Path) -> str:
 
 
 def test_a_state_folder_that_cannot_be_written_stops_the_run_before_the_first_epoch(processed_digits, tmp_path):
-    run_dir = tmp_path / "locked"
-    with unwritable_folder(run_dir / "state") as state:
-        process = TrainProcess(run_dir, processed_digits, hparams(epochs=1))
+    run_dir, state = tmp_path / "locked", tmp_path / "locked" / "state"
+    with unwritable_folder(state) as prefix:
+        process = TrainProcess(run_dir, processed_digits, hparams(epochs=1), prefix=prefix)
         assert process.finish() == 1
     assert last_line(process).startswith(
         f"error: StateFolderError: checkpoint_root: cannot write resumable state to {state} ("
