@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_full_run_produces_every_output(finished_workflow):
 
 def test_nothing_to_do_after_a_complete_run(finished_copy):
     assert planned_jobs(finished_copy) == {}
+    # What the README says of --list-changes params: Snakemake 9 lists one output of every job, nothing having
+    # changed (13 jobs: download, preprocess, 4 train, 4 evaluate, summarize, registry, plot).
+    listed = snakemake(finished_copy, "--list-changes", "params").stdout.split()
+    assert len(listed) == 13 and "results/runs/lr-0.05_seed-0/run_config.json" in listed
 
 
 def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy):
@@ -78,10 +83,20 @@ def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy)
     assert planned_jobs(finished_copy) == RETRAIN_ALL
 
 
-def test_editing_training_code_retrains_every_run(finished_copy):
+def test_editing_training_code_retrains_every_run_and_the_dry_run_says_the_code_changed(finished_copy):
     schedule_file = finished_copy / "src" / "mlpipe" / "training" / "schedule.py"
     schedule_file.write_text(schedule_file.read_text() + "\n# a change to the schedule\n")
     assert planned_jobs(finished_copy) == RETRAIN_ALL
+    # The README's commands: the rules and why, then each job's reason, naming the rule whose code changed.
+    rules = snakemake(finished_copy, "-n", "--quiet", "rules").stdout
+    assert "params have changed since last execution:\n        train\n" in rules
+    assert "input files updated by another job:\n        all, evaluate, plot, registry, summarize\n" in rules
+    reasons = [line.strip() for line in snakemake(finished_copy, "-n").stdout.splitlines() if "reason:" in line]
+    code_changed = re.compile(
+        r"^reason: Params have changed since last execution: Union of exclusive params before and now across all "
+        r"output: before: 'code of rule train: [0-9a-f]{16}' now: 'code of rule train: [0-9a-f]{16}'$"
+    )
+    assert sum(bool(code_changed.match(reason)) for reason in reasons) == 4
 
 
 def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
@@ -228,6 +243,7 @@ def test_editing_a_lab_model_file_retrains_only_the_runs_that_use_it(lab_model_c
     assert planned_jobs(lab_model_copy) == {"train": 1, "evaluate": 1, **ANALYSIS}
     dry_run = snakemake(lab_model_copy, "-n").stdout
     assert "run=lr-0.05_model-TinyCNN_seed-0" in dry_run and "run=lr-0.05_model-small_cnn" not in dry_run
+    assert "now: 'code of lab/models/tiny.py:TinyCNN: " in dry_run  # the reason names the lab's code
 
 
 def test_editing_a_file_the_lab_model_imports_retrains_its_runs_too(lab_model_copy):

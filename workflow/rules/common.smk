@@ -44,7 +44,7 @@ from mlpipe.layout import (
 from mlpipe.preprocess.fractions import check_fractions, split_basis
 from mlpipe.preprocess.split import SplitError
 from mlpipe.rule_code import rule_code
-from mlpipe.user_sources import source_checksum
+from mlpipe.user_sources import source_parameter
 
 PROJECT = Path(workflow.basedir).name
 DEPLOYMENT = (
@@ -96,10 +96,12 @@ ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
 # Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
 # file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
-    model: source_checksum(model) for model in {run["model"] for run in RUNS.values()}
+    model: source_parameter(model) for model in {run["model"] for run in RUNS.values()}
 }
 DATASET_CODE = (
-    source_checksum(config["dataset"]["custom"]["class"]) if DATASET == "custom" else ""
+    source_parameter(config["dataset"]["custom"]["class"])
+    if DATASET == "custom"
+    else ""
 )
 # Split fractions that the data preprocessed last cannot take stop here, before Snakemake deletes the processed
 # arrays to make them again (mlpipe.preprocess.fractions).
