@@ -143,3 +143,12 @@ def test_torch_is_pinned_as_the_lock_input_says():
             ("torchvision", "0.29.1"),
         ]
     )
+
+
+def test_the_readme_names_every_package_ci_installs_for_the_slurm_and_browser_tests():
+    ci = (REPO / ".ci" / "run").read_text()
+    installed = set(re.search(r"apt-get install -y -qq --no-install-recommends \\\n(.*?) >", ci, re.S)[1].split())
+    readme = " ".join((REPO / "README.md").read_text().split())
+    named = re.search(r"The SLURM tests need Debian's `([^`]*)` and root, the report test `([^`]*)`", readme)
+    assert named, "the README's Development section no longer names the test packages this way"
+    assert set(named[1].split()) | set(named[2].split()) == installed - {"make"}

@@ -272,8 +272,9 @@ def test_local_jobs_get_the_temp_folder_snakemake_would_give_them(workflow_copy,
 
 
 @pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
-def test_dag_can_be_drawn_before_anything_runs(workflow_copy, flag):
-    dot = snakemake(workflow_copy, flag).stdout
-    assert dot.lstrip().startswith("digraph")
+@pytest.mark.parametrize("language, start", [("dot", "digraph"), ("mermaid-js", "---\ntitle: DAG\n---\nflowchart")])
+def test_dag_can_be_drawn_before_anything_runs_with_graphviz_or_without(workflow_copy, flag, language, start):
+    graph = snakemake(workflow_copy, flag, language).stdout
+    assert graph.lstrip().startswith(start)
     for rule in ("download", "preprocess", "train", "evaluate", "summarize", "registry", "plot"):
-        assert rule in dot
+        assert rule in graph
