@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from workflow_copy import measured_on
 
 from mlpipe.config import load_schema, train_defaults
 from mlpipe.device import Precision, choose_precision, device_name
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default: 200 on GPU, 4 on CPU)")
     parser.add_argument("--no-compile", action="store_true", help="do not torch.compile the engine's models")
     args = parser.parse_args()
+    print(measured_on())
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.type == "cuda"
