@@ -93,8 +93,8 @@ RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
-# Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
-# file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
+# Checksums of the lab's own code, labelled (mlpipe.user_sources): a model file per model of the sweep, the
+# Dataset file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
     model: source_parameter(model) for model in {run["model"] for run in RUNS.values()}
 }

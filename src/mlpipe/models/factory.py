@@ -156,13 +156,11 @@ def model_samples(name: str) -> Samples | None:
 
 def _given(parameters: Parameters | None, model_args: Mapping) -> list[str]:
     """The keywords a constructor with ``parameters`` gets."""
-    named = parameters.names if parameters is not None else ()
-    data = [
-        argument
-        for argument in (CHANNELS_ARGUMENT, SHAPE_ARGUMENT)
-        if argument in named or (argument == CHANNELS_ARGUMENT and parameters is not None and parameters.takes_any)
-    ]
-    return [*CONTRACT, *model_args, *data]
+    if parameters is None:  # the source does not say: nothing to check against
+        return [*CONTRACT, *model_args]
+    channels = [CHANNELS_ARGUMENT] if CHANNELS_ARGUMENT in parameters.names or parameters.takes_any else []
+    shape = [SHAPE_ARGUMENT] if SHAPE_ARGUMENT in parameters.names else []
+    return [*channels, *CONTRACT, *model_args, *shape]
 
 
 def _torchvision_classifiers() -> list[str]:

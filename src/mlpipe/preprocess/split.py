@@ -55,7 +55,9 @@ def assign_source_splits(
     )
 
 
-def split_counts(labels_by_source: dict[str, np.ndarray], assignment: dict[str, np.ndarray], num_classes: int):
+def split_counts(
+    labels_by_source: dict[str, np.ndarray], assignment: dict[str, np.ndarray], num_classes: int
+) -> np.ndarray:
     """Examples per (class, target split) of an assignment."""
     counts = np.zeros((num_classes, 3), dtype=np.int64)
     for source, labels in labels_by_source.items():
@@ -63,7 +65,7 @@ def split_counts(labels_by_source: dict[str, np.ndarray], assignment: dict[str, 
     return counts
 
 
-def planned_split_counts(source_counts: dict[str, list[int]], val_fraction: float, test_fraction: float):
+def planned_split_counts(source_counts: dict[str, list[int]], val_fraction: float, test_fraction: float) -> np.ndarray:
     """Examples per (class, target split) that :func:`assign_source_splits` gives sources with these class counts.
 
     The counts alone decide them (each class gives ``round(n * fraction)`` to each holdout split in turn, as far

@@ -75,8 +75,9 @@ def write_processed(
         if len(split_labels) and (split_labels.min() < 0 or split_labels.max() >= num_classes):
             raise ValueError(f"{manifest['dataset']}: labels of split {split!r} fall outside 0..{num_classes - 1}")
     assignment = assign_source_splits(labels, val_fraction, test_fraction, split_seed)
-    counts_by_class = split_counts(labels, assignment, num_classes)
-    check_split(counts_by_class, set(labels), manifest["classes"], val_fraction, test_fraction)
+    check_split(
+        split_counts(labels, assignment, num_classes), set(labels), manifest["classes"], val_fraction, test_fraction
+    )
     positions, counts = _positions(assignment)
 
     statistics = channel_statistics(reader.dtype, reader.shape[0])  # of the training split only
