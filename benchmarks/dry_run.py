@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-from workflow_copy import REPO, copy_workflow, user_environment
+from workflow_copy import REPO, copy_workflow, measured_on, user_environment
 
 SWEEP = {
     "grid": {
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", metavar="REV", help="also time git revision REV, interleaved, locally")
     args = parser.parse_args()
+    print(measured_on())
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-dry-run-") as scratch:
         workdir = with_sweep(copy_workflow(Path(scratch) / "project"))

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
-from workflow_copy import copy_workflow, user_environment
+from workflow_copy import copy_workflow, measured_on, user_environment
 
 USER_MODEL = "examples/vehicle_sensors/src/models/model.py:MyModel"
 
@@ -62,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    print(measured_on())
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:
         workdir = Path(scratch)
         copy_workflow(workdir)

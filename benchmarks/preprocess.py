@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from workflow_copy import measured_on
 
 CIFAR_FILE = "cifar-10-python.tar.gz"
 PER_BATCH = 10_000
@@ -143,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", choices=["pil", "tensor"], default="pil", help="what the Dataset class returns")
     args = parser.parse_args()
+    print(measured_on())
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:
         cifar_archive(Path(scratch))
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as scratch:

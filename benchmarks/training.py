@@ -19,16 +19,20 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from workflow_copy import measured_on
 
+from mlpipe.config import load_schema, train_defaults
 from mlpipe.device import Precision, choose_precision, device_name
 from mlpipe.models.factory import build_model
 from mlpipe.processed import Normalizer
 from mlpipe.training.data import Augmentation, TrainBatches
 from mlpipe.training.engine import Engine
 
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 # Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, matched against the device name in this
 # order (the first key found wins; plain "H100" is the SXM card); V100 has no bf16, its fp16 peak is used.
@@ -131,18 +135,17 @@ def engine_loop(
     model_name: str, label: str, images, labels, device, batch_size: int, warmup: int, steps: int, compile_model: bool
 ) -> Result:
     """mlpipe's engine: the same step the training loop runs, data and augmentation on the device."""
-    hparams = {
-        "optimizer": "sgd",
-        "lr": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "epochs": 1000,
-        "schedule": "constant",
-        "warmup_epochs": 0,
-        "label_smoothing": 0.0,
-        "ema_decay": None,
-        "compile": compile_model,
-    }
+    hparams = train_defaults(
+        load_schema(SCHEMA_FILE),
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        epochs=1000,
+        schedule="constant",
+        warmup_epochs=0,
+        compile=compile_model,
+    )
     precision = choose_precision(device)
     channels_last = device.type == "cuda"
     batches = TrainBatches(
@@ -155,7 +158,8 @@ def engine_loop(
         seed=0,
     )
     torch.manual_seed(0)
-    engine = Engine.build(build_model(model_name, 3, 10), hparams, device, precision, batches.steps_per_epoch)
+    model = build_model(model_name, 3, 10, input_shape=images.shape[1:])  # as training builds it
+    engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch)
     engine.model.train()
     flops = flops_per_image(engine, batches, precision)
     reset_memory(device)
@@ -210,6 +214,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default: 200 on GPU, 4 on CPU)")
     parser.add_argument("--no-compile", action="store_true", help="do not torch.compile the engine's models")
     args = parser.parse_args()
+    print(measured_on())
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.type == "cuda"

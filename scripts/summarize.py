@@ -13,6 +13,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
     parser.add_argument("--swept", type=json.loads, required=True, help="JSON list of swept hyperparameters")
+    parser.add_argument("--study", type=json.loads, required=True, help="the study's folders and dataset, as JSON")
     for name in ("summary", "comparison", "resources", "excluded", "best-config"):  # tables also get an .html page
         parser.add_argument(f"--{name}", type=Path, required=True, help="output file")
     args = parser.parse_args()
@@ -23,7 +24,7 @@ def main() -> None:
         "excluded": args.excluded,
         "best_config": args.best_config,
     }
-    summarize_sweep(args.runs_dir, args.run_ids, args.swept, outputs)
+    summarize_sweep(args.runs_dir, args.run_ids, args.swept, outputs, args.study)
 
 
 if __name__ == "__main__":

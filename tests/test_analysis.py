@@ -77,11 +77,24 @@ def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: f
     record.end("finished", usage={"wall_seconds": 21.0})
 
 
-def test_many_jobs_writing_at_once_lose_no_row(tmp_path):
+def write_fake_run_together(barrier, runs_dir: Path, index: int) -> None:
+    """One training job's writes, started at the same moment as the others'."""
+    barrier.wait()
+    write_fake_run(runs_dir, index)
+
+
+def test_twelve_jobs_writing_at_once_lose_no_row(tmp_path):
+    # Twelve processes (each a training job) start together and write their run files, twenty times over, into
+    # one runs folder; the registry then holds every run and every (run, epoch, metric).
     runs_dir = tmp_path / "runs"
-    count = 12
-    with multiprocessing.get_context("spawn").Pool(6) as pool:
-        pool.starmap(write_fake_run, [(runs_dir, index) for index in range(count)])
+    context, count = multiprocessing.get_context("fork"), 12
+    barrier = context.Barrier(count)
+    jobs = [context.Process(target=write_fake_run_together, args=(barrier, runs_dir, index)) for index in range(count)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(300)
+    assert [job.exitcode for job in jobs] == [0] * count
     run_ids = [f"run-{index}" for index in range(count)]
     assert build_registry(runs_dir, run_ids, tmp_path / "registry.sqlite", tmp_path / "provenance.csv") == count
     connection = sqlite3.connect(tmp_path / "registry.sqlite")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
+import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, edit_config, snakemake
-from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema
+from mlpipe.config import ConfigError, check_batch_split, check_config, expand_sweep, load_schema, train_defaults
+from mlpipe.models.factory import BUILTIN_MODELS
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -87,7 +91,7 @@ def test_run_ids_stay_the_same_when_an_unswept_key_changes():
         ({"sparkle": 1}, "config: unknown key(s) sparkle; allowed: results_dir,"),
         (
             {"train": {"model": "resnet9000"}},
-            "train.model: unknown model 'resnet9000'; allowed: small_cnn, resnet18_cifar, airbench,",
+            f"train.model: unknown model 'resnet9000'; allowed: {', '.join(BUILTIN_MODELS)}, torchvision.<name>,",
         ),
         ({"dataset": {"name": "imagenet22k"}}, "dataset.name: unknown dataset 'imagenet22k'; allowed: digits"),
         ({"sweep": {"grid": {"lr": []}}}, "sweep.grid.lr: [] should be non-empty"),
@@ -356,3 +360,126 @@ def test_a_yaml_syntax_error_in_config_yaml_is_named_with_its_line(workflow_copy
     assert last_line.startswith("config error: config/config.yaml, line ")
     assert "(while parsing a flow sequence on line " in last_line
     assert "Traceback" not in result.stderr
+
+
+def planned_run_ids(workdir: Path, *args: str) -> list[str]:
+    """The runs a dry run would train, in order."""
+    plan = snakemake(workdir, "-n", *args).stdout
+    return sorted({line.split("run=")[1] for line in plan.splitlines() if "wildcards: run=" in line})
+
+
+def test_an_override_files_grid_replaces_the_base_grid_whole(workflow_copy: Path):
+    # config/config.yaml sweeps lr; an override sweeping a model argument sweeps only that.
+    (workflow_copy / "widths.yaml").write_text("sweep:\n  grid:\n    model_args.width: [16, 32]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml") == [
+        "model_args.width-16_seed-0",
+        "model_args.width-32_seed-0",
+    ]
+    # Of two override files, the later grid wins whole; seeds, given or not, are kept key by key.
+    (workflow_copy / "seeds.yaml").write_text("sweep:\n  grid:\n    batch_size: [32]\n  seeds: [4]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml", "seeds.yaml") == ["batch_size-32_seed-4"]
+    # --config, given after the files, replaces theirs; an override without a grid keeps the one before it.
+    command_line = ("--config", "sweep={grid: {model_args.width: [8]}}")
+    assert planned_run_ids(workflow_copy, "--configfile", "widths.yaml", *command_line) == ["model_args.width-8_seed-0"]
+    (workflow_copy / "epochs.yaml").write_text("train:\n  epochs: 2\nsweep:\n  seeds: [0, 1]\n")
+    assert planned_run_ids(workflow_copy, "--configfile", "epochs.yaml") == [
+        "lr-0.05_seed-0",
+        "lr-0.05_seed-1",
+        "lr-0.1_seed-0",
+        "lr-0.1_seed-1",
+    ]
+
+
+def last_error_line(result) -> str:
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+def test_a_key_written_twice_in_config_yaml_is_refused_naming_both_lines(workflow_copy: Path):
+    # The README's example: `epochs: 3` added at the end of config/config.yaml's train section, which has epochs: 12.
+    text = (REPO / "config" / "config.yaml").read_text()
+    assert text.count("  epochs: 12\n") == 1
+    (workflow_copy / "config" / "config.yaml").write_text(
+        text.replace("  gpu_memory_headroom: 0.2\n", "  gpu_memory_headroom: 0.2\n  epochs: 3\n")
+    )
+    result = snakemake(workflow_copy, "-n", check=False)
+    assert result.returncode != 0
+    line = last_error_line(result)
+    assert line.startswith("config error: config/config.yaml, line ") and "key 'epochs' is written twice" in line
+    assert f"\n{line}\n" in (REPO / "README.md").read_text()
+    assert not (workflow_copy / "data").exists()
+
+
+def test_a_key_written_twice_in_an_override_file_is_refused_naming_both_lines(workflow_copy: Path):
+    (workflow_copy / "study.yaml").write_text("train:\n  lr: 0.1\nsweep:\n  seeds: [0]\ntrain:\n  epochs: 2\n")
+    result = snakemake(workflow_copy, "-n", "--configfile", "study.yaml", check=False)
+    assert result.returncode != 0
+    assert last_error_line(result) == (
+        "config error: study.yaml, line 5, column 1: key 'train' is written twice (first on line 1); "
+        "YAML would keep the later silently: remove one"
+    )
+
+
+def planned_model_args(workdir: Path, *args: str) -> dict[str, dict]:
+    """{run id: the model_args its train job gets}, read from the dry run's train commands."""
+    plan = snakemake(workdir, "-n", "-p", *args).stdout
+    commands = [line.split(": ", 1)[1] for line in plan.splitlines() if "python scripts/train.py" in line]
+    found = {}
+    for command in commands:
+        words = shlex.split(command)
+        found[words[words.index("--run-id") + 1]] = json.loads(words[words.index("--hparams") + 1])["model_args"]
+    return found
+
+
+def test_numbers_for_the_model_given_on_the_command_line_reach_it_as_numbers(workflow_copy: Path):
+    # --config passes nested values as strings: width '16' reached nn.Conv2d and failed there, in the train job.
+    given = planned_model_args(workflow_copy, "--config", "train={model_args: {width: 16, dropout: 2e-1}}")
+    assert given == {run_id: {"width": 16, "dropout": 0.2} for run_id in ("lr-0.05_seed-0", "lr-0.1_seed-0")}
+    swept = planned_model_args(workflow_copy, "--config", "sweep={grid: {model_args.width: [16, 32]}}")
+    assert swept == {"model_args.width-16_seed-0": {"width": 16}, "model_args.width-32_seed-0": {"width": 32}}
+    assert all(type(args["width"]) is int for args in [*given.values(), *swept.values()])
+
+
+def test_model_args_strings_that_are_plain_values_are_read_as_them_and_others_stay_strings():
+    runs = checked(
+        {
+            "train": {"model_args": {"width": "16", "dropout": "1e-1"}},
+            "sweep": {"grid": {"model_args.width": ["8", "16"]}, "seeds": [0]},
+        }
+    )
+    assert [hparams["model_args"] for hparams in runs.values()] == [
+        {"width": 8, "dropout": 0.1},
+        {"width": 16, "dropout": 0.1},
+    ]
+    with pytest.raises(ConfigError, match=r"^train.model_args: SmallCNN takes no argument 'activation'"):
+        checked({"train": {"model_args": {"activation": "relu"}}})
+
+
+def test_the_lab_guides_model_taking_only_num_classes_passes_the_check(workflow_copy: Path):
+    from test_user_code import GUIDE_MODEL_VERBATIM
+
+    (workflow_copy / "src" / "models").mkdir()
+    (workflow_copy / "src" / "models" / "model.py").write_text(textwrap.dedent(GUIDE_MODEL_VERBATIM))
+    edit_config(workflow_copy, {"train": {"model": "src/models/model.py:MyModel"}})
+    assert "train" in snakemake(workflow_copy, "-n", "--quiet", "rules").stdout
+
+
+def test_a_train_key_added_to_the_schema_reaches_every_run_the_sweep_and_code_that_trains_alone():
+    # CONTRIBUTING's recipe for a config key that reaches training, e.g. train.grad_clip: the schema entry is all.
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["train"]["properties"]["grad_clip"] = {
+        "type": ["number", "null"],
+        "default": None,
+        "description": "Clip the gradient norm to this; null: off.",
+    }
+    runs = check_config(copy.deepcopy(DEFAULT_CONFIG), schema)
+    assert {hparams["grad_clip"] for hparams in runs.values()} == {None}
+    config = copy.deepcopy(DEFAULT_CONFIG) | {"sweep": {"grid": {"grad_clip": ["1.0", 2]}, "seeds": [0]}}
+    assert list(check_config(config, schema)) == ["grad_clip-1_seed-0", "grad_clip-2_seed-0"]
+    defaults = train_defaults(schema, lr=0.1)
+    assert (
+        defaults["grad_clip"] is None
+        and defaults["lr"] == 0.1
+        and set(defaults) == set(DEFAULT_CONFIG["train"]) | {"grad_clip"}
+    )
+    with pytest.raises(ConfigError, match=r"^train: Additional properties are not allowed \('grad_clipp' was"):
+        train_defaults(schema, grad_clipp=1.0)

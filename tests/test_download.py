@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from conftest import SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, snakemake
+from conftest import REPO, SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, snakemake
 from dataset_files import (
     CIFAR_FILE,
     DatasetServer,
@@ -21,6 +21,7 @@ from dataset_files import (
     tar_gz,
     write_catalog,
 )
+from mlpipe.download import transfer
 from mlpipe.download.archives import CorruptArchiveError, UnsafeArchiveError, extract_tar
 from mlpipe.download.catalog import dataset_spec
 from mlpipe.download.image_folder import ImageFolderError
@@ -120,6 +121,18 @@ def test_a_server_that_keeps_failing_gives_up_with_the_url_named(tmp_path):
         with pytest.raises(DownloadError, match=r"file.bin: HTTP 503 try again later \(gave up after 2 retries\)"):
             fetch([server.url + "file.bin"], tmp_path / "file.bin", md5(b"x"), retries=2, backoff=0.01)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_by_default_a_failing_download_is_tried_six_times_with_backoff_as_the_readme_says(tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(transfer.time, "sleep", waits.append)
+    with DatasetServer({"file.bin": b"x"}) as server:
+        server.fail_next["file.bin"] = 10
+        with pytest.raises(DownloadError, match=r"\(gave up after 5 retries\)"):
+            fetch([server.url + "file.bin"], tmp_path / "file.bin", md5(b"x"))
+    assert len(server.requests) == 6 and waits == [1, 2, 4, 8, 16]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "retried up to 5 times (6 attempts in all), waiting 1, 2, 4, 8 and 16 s between them" in readme
 
 
 def test_a_missing_file_is_not_retried(tmp_path):

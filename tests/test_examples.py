@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import copy_workflow, planned_jobs, private_copy, snakemake
 
 CONFIG = "examples/vehicle_sensors/config.yaml"
-RUN_IDS = [
-    "lr-0.003_model_args.width-16_seed-0",
-    "lr-0.003_model_args.width-16_seed-1",
-    "lr-0.003_model_args.width-32_seed-0",
-    "lr-0.003_model_args.width-32_seed-1",
+RUN_IDS = [  # the example's grid replaces config/config.yaml's grid whole: lr is not swept
+    "model_args.width-16_seed-0",
+    "model_args.width-16_seed-1",
+    "model_args.width-32_seed-0",
+    "model_args.width-32_seed-1",
 ]
 MANOEUVRES = ["cruise", "accelerate", "brake", "turn_left", "turn_right", "lane_change"]
 RETRAIN_ALL = {"train": 4, "evaluate": 4, "summarize": 1, "registry": 1, "plot": 1, "all": 1}
@@ -76,3 +77,18 @@ def test_changing_the_datasets_arguments_reruns_preprocess_but_not_download(exam
     config = example_copy / "examples" / "vehicle_sensors" / "config.yaml"
     config.write_text(config.read_text().replace("num_windows: 2400", "num_windows: 3000"))
     assert planned_jobs(example_copy, "--configfile", CONFIG) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+def test_the_examples_best_config_reproduces_its_study_with_the_command_it_prints(example_copy):
+    best_config = example_copy / "results" / "vehicle_sensors" / "best_config.yaml"
+    text = best_config.read_text()
+    command = next(line.strip("# ") for line in text.splitlines() if line.startswith("#     snakemake "))
+    assert command == "snakemake --cores 2 --configfile results/vehicle_sensors/best_config.yaml"
+    config = yaml.safe_load(text)
+    assert config["dataset"]["name"] == "custom" and config["results_dir"] == "results/vehicle_sensors"
+    assert config["sweep"]["grid"] == {"model_args.width": [config["train"]["model_args"]["width"]]}
+    # On top of config/config.yaml (digits, results/): the example's data, model and folders, its runs reused.
+    words = command.split()[1:]
+    assert planned_jobs(example_copy, *words) == {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
+    plan = snakemake(example_copy, "-n", *words).stdout
+    assert "results/vehicle_sensors/summary.csv" in plan and "results/summary.csv" not in plan

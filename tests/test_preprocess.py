@@ -16,8 +16,17 @@ from mlpipe.download.stage import download_dataset
 from mlpipe.formats.idx import write_idx
 from mlpipe.io import write_json
 from mlpipe.layout import processed_files
+from mlpipe.preprocess.fractions import check_fractions, split_basis
 from mlpipe.preprocess.image_folder import CorruptImageError
-from mlpipe.preprocess.split import TEST, VAL, SplitError, assign_source_splits, stratified_assignment
+from mlpipe.preprocess.split import (
+    TEST,
+    VAL,
+    SplitError,
+    assign_source_splits,
+    planned_split_counts,
+    split_counts,
+    stratified_assignment,
+)
 from mlpipe.preprocess.stage import preprocess_dataset
 from mlpipe.preprocess.user_dataset import DatasetError
 from mlpipe.user_code import UserCodeError
@@ -166,6 +175,32 @@ def test_fractions_that_leave_a_class_without_training_images_are_refused_naming
     )
     assert message.endswith("); lower them so that every class keeps some")
     assert not (tmp_path / "processed").exists() or not list((tmp_path / "processed").iterdir())
+
+
+@pytest.mark.parametrize("sources", [("all",), ("train", "test")])
+def test_the_split_of_each_class_follows_from_its_counts_alone(sources):
+    # What lets the workflow check new fractions when it is parsed, from the counts meta.json recorded.
+    rng = np.random.default_rng(0)
+    labels = {source: rng.integers(0, 6, size=int(rng.integers(5, 400))) for source in sources}
+    source_counts = {source: np.bincount(values, minlength=6).tolist() for source, values in labels.items()}
+    for val_fraction, test_fraction in [(0.15, 0.15), (0.5, 0.3), (0.95, 0.95), (0.01, 0.6), (0.33, 0.0)]:
+        assignment = assign_source_splits(labels, val_fraction, test_fraction, seed=3)
+        drawn = split_counts(labels, assignment, 6)
+        assert (planned_split_counts(source_counts, val_fraction, test_fraction) == drawn).all()
+
+
+def test_meta_json_records_each_raw_splits_class_counts_and_what_they_were_counted_on(tmp_path):
+    download_dataset({"name": "digits"}, tmp_path / "raw")
+    settings = {"name": "digits", "val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "processed", settings)
+    assert sum(meta["source_counts"]["all"]) == 1797 and len(meta["source_counts"]["all"]) == 10
+    basis = meta["split"]["basis"]
+    assert basis == split_basis(tmp_path / "raw", settings | {"val_fraction": 0.3, "split_seed": 4})
+    assert basis != split_basis(tmp_path / "raw", settings | {"image_folder": {"channels": 1}})
+    check_fractions(tmp_path / "processed", basis, 0.3, 0.2)
+    with pytest.raises(SplitError, match=r"^dataset.val_fraction 0.95 and dataset.test_fraction 0.95 leave 7 of"):
+        check_fractions(tmp_path / "processed", basis, 0.95, 0.95)
+    check_fractions(tmp_path / "processed", "another basis", 0.95, 0.95)  # other data: preprocess will check
 
 
 def test_a_validation_fraction_that_leaves_the_validation_split_empty_is_refused(tmp_path):

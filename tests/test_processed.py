@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from mlpipe.processed import REBUILD_HINT, Normalizer, ProcessedDataError, load_meta, load_split
 
 
@@ -71,3 +72,7 @@ def test_feature_vectors_are_normalised_per_feature():
         {"mean": [2.0, 20.0], "std": [1.0, 10.0], "shape": [2], "dtype": "float32"}, torch.device("cpu"), False
     )
     assert normalizer(features).tolist() == [[-1.0, -1.0], [1.0, 1.0]]
+
+
+def test_the_readme_quotes_the_rebuild_hint_as_the_code_prints_it():
+    assert f"`{REBUILD_HINT}`" in " ".join((REPO / "README.md").read_text().split())

@@ -24,14 +24,14 @@ NO_DRY_RUN_NEEDED = {"-n", "--dry-run", "--dag", "--rulegraph", "--summary", "--
 
 
 def shell_commands() -> list[tuple[str, str]]:
-    """(file, command) for every snakemake or make command shown, comments and pipes cut off, each once."""
+    """(file, command) for every snakemake or make command shown, comments, pipes and redirects cut off, each once."""
     commands = []
     for name in README_FILES:
         text = (REPO / name).read_text()
         lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
         spans = re.findall(r"(?<!`)`(snakemake[^`]*)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
         for line in [*lines, *spans]:
-            command = line.split(" #")[0].split("|")[0].strip()
+            command = line.split(" #")[0].split("|")[0].split(" > ")[0].strip()  # no comment, pipe or redirect
             shown = command.split(" ")[0] in ("snakemake", "make") and " " in command  # not the bare name
             if shown and "..." not in command and "<" not in command and (name, command) not in commands:
                 commands.append((name, command))
@@ -65,6 +65,7 @@ def test_each_readme_command_works_in_its_dry_run_form(study, tmp_path, source, 
         run = [sys.executable, "-m", "snakemake", *words[1:], *dry]
         for index, word in enumerate(words[:-1]):
             if word == "--configfile" and not (study / words[index + 1]).exists():
+                (study / words[index + 1]).parent.mkdir(parents=True, exist_ok=True)
                 (study / words[index + 1]).write_text("train: {epochs: 2}\n")  # a user's override file
     # A user on Cardinal: this machine's PyTorch (PyPI's CUDA 13 build) has no kernels for Pitzer's V100s.
     environment = job_env() | {

@@ -12,7 +12,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^ ;\\]+)")
 
@@ -143,3 +143,48 @@ def test_torch_is_pinned_as_the_lock_input_says():
             ("torchvision", "0.29.1"),
         ]
     )
+
+
+def test_the_readme_names_every_package_ci_installs_for_the_slurm_and_browser_tests():
+    ci = (REPO / ".ci" / "run").read_text()
+    installed = set(re.search(r"apt-get install -y -qq --no-install-recommends \\\n(.*?) >", ci, re.S)[1].split())
+    readme = " ".join((REPO / "README.md").read_text().split())
+    named = re.search(r"The SLURM tests need Debian's `([^`]*)` and root, the report test `([^`]*)`", readme)
+    assert named, "the README's Development section no longer names the test packages this way"
+    assert set(named[1].split()) | set(named[2].split()) == installed - {"make"}
+
+
+STUB_MAKE = """#!/usr/bin/env bash
+echo "$*" >> "$MAKE_CALLS"
+if [ "$1" = run ] && [ "$WRITE_REPORT" = 1 ]; then mkdir -p results && echo '<html>' > results/report.html; fi
+"""
+
+
+def run_ci(tmp_path: Path, write_report: bool) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """.ci/run in a clean checkout, with `apt-get` and `make` stood in for by stubs that record their calls."""
+    checkout = copy_workflow(tmp_path / "checkout")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name, text in (("apt-get", "#!/bin/sh\nexit 0\n"), ("make", STUB_MAKE)):
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    calls = tmp_path / "make-calls"
+    calls.touch()
+    environment = {
+        "PATH": f"{stubs}:/usr/bin:/bin",
+        "MAKE_CALLS": str(calls),
+        "WRITE_REPORT": "1" if write_report else "0",
+    }
+    result = subprocess.run(
+        ["bash", str(checkout / ".ci" / "run")], env=environment, capture_output=True, text=True, timeout=60
+    )
+    return result, calls.read_text().splitlines()
+
+
+def test_ci_runs_the_readmes_first_command_and_fails_without_the_report(tmp_path):
+    result, calls = run_ci(tmp_path / "good", write_report=True)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["run", "lint", "test"]
+    result, calls = run_ci(tmp_path / "no-report", write_report=False)
+    assert result.returncode != 0 and calls == ["run"]
+    assert "make run finished without writing results/report.html" in result.stderr

@@ -43,6 +43,20 @@ def test_archive_packs_the_study_with_a_verifiable_manifest(finished_copy, tmp_p
     assert subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=root).returncode == 0
 
 
+def test_archive_takes_the_project_folders_name_and_checks_from_inside_its_folder(finished_copy, tmp_path):
+    destination = tmp_path / "project-storage"
+    snakemake(finished_copy, "--cores", "1", "archive", "--config", f"archive={{destination: {destination}}}")
+    archive = destination / f"{finished_copy.name}.tar.gz"  # the folder the study lives in (a clone's: its name)
+    subprocess.run(["tar", "-xzf", str(archive)], cwd=destination, check=True)
+    root = destination / finished_copy.name
+    assert sorted(path.name for path in destination.iterdir()) == sorted([archive.name, root.name])
+    assert (root / "config.resolved.yaml").is_file() and not (root / "site.json").exists()  # a local study
+    check = ["sha256sum", "--quiet", "-c", "MANIFEST.sha256"]
+    assert subprocess.run(check, cwd=root, capture_output=True).returncode == 0
+    outside = subprocess.run([*check[:-1], f"{root.name}/MANIFEST.sha256"], cwd=destination, capture_output=True)
+    assert outside.returncode != 0  # the manifest names files relative to the archive's folder
+
+
 def test_archive_refuses_while_a_run_is_unfinished(finished_copy, tmp_path):
     info_path = finished_copy / "results" / "runs" / RUN_IDS[2] / "run_info.json"
     info = json.loads(info_path.read_text())

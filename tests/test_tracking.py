@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
+import signal
 import subprocess
+import time
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, copy_workflow, edit_config, snakemake
+from conftest import REPO, copy_workflow, edit_config, job_env, snakemake, train_command
 from conftest import STUDY_RUN_IDS as RUN_IDS
+from mlpipe.config import check_config, load_schema
+from mlpipe.io import read_yaml
 from mlpipe.tracking.provenance import scheduler_job
+from mlpipe.training.signals import EXIT_CHECKPOINTED
 
 
 def lock_sha256() -> str:
@@ -135,3 +141,57 @@ def test_a_run_records_the_slurm_job_as_sacct_shows_it_and_the_modules_it_loaded
     array_task = environ | {"SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "1"}  # its own SLURM_JOB_ID is 13
     assert scheduler_job(array_task)["slurm_job_id"] == "12_1"
     assert scheduler_job({}) == {"slurm_job_id": None, "slurm_partition": None, "modules": None}
+
+
+def one_run(**train: object) -> dict:
+    """The hyperparameters of one run of config/config.yaml with ``train`` changed, as the train job gets them."""
+    config = copy.deepcopy(read_yaml(REPO / "config" / "config.yaml"))
+    config["train"].update(train)
+    config["sweep"] = {"grid": {}, "seeds": [0]}
+    runs = check_config(config, load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return next(iter(runs.values()))
+
+
+def train_until(run_dir, processed, params: dict, env: dict, stop_after: str | None = None) -> int:
+    """scripts/train.py as the train rule runs it; with ``stop_after``, SIGUSR1 (SLURM's walltime warning) as soon
+    as that text is logged. Returns the exit code."""
+    command = train_command(run_dir, processed, json.dumps(params), "--threads", "1")
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = []
+    for line in process.stderr:
+        log.append(line)
+        if stop_after and stop_after in line:
+            time.sleep(0.2)  # into the next epoch
+            process.send_signal(signal.SIGUSR1)
+            stop_after = None
+    code = process.wait(300)
+    assert code in (0, EXIT_CHECKPOINTED), "".join(log)
+    return code
+
+
+def test_a_resumed_run_continues_the_same_mlflow_and_wandb_runs(processed_digits, tmp_path, monkeypatch):
+    tracking = {
+        "tensorboard": False,
+        "mlflow": {"enabled": True, "tracking_uri": (tmp_path / "mlruns").as_uri(), "experiment": "study"},
+        "wandb": {"enabled": True, "project": "study", "mode": "offline"},
+    }
+    env = job_env() | {"MLPIPE_TRACKING": json.dumps(tracking)}
+    run_dir, params = tmp_path / "run", one_run(epochs=3, batch_size=8)
+    assert train_until(run_dir, processed_digits, params, env, stop_after="epoch 1/3") == EXIT_CHECKPOINTED
+    assert train_until(run_dir, processed_digits, params, env) == 0
+    info = json.loads((run_dir / "out" / "run_info.json").read_text())
+    assert info["status"] == "finished" and info["attempts"] == 2
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(tracking["mlflow"]["tracking_uri"])
+    runs = mlflow.search_runs(experiment_names=["study"])
+    assert runs["run_id"].tolist() == [info["trackers"]["mlflow_run_id"]] and runs["status"].tolist() == ["FINISHED"]
+    history = mlflow.MlflowClient().get_metric_history(runs["run_id"].iloc[0], "val_acc")
+    assert sorted(point.step for point in history) == [1, 2, 3]  # epoch 1 from the first attempt, 2 and 3 after
+
+    # W&B offline writes one folder per attempt, offline-run-<time>-<run id>: both attempts are the same W&B run.
+    attempts = sorted((run_dir / "out" / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2
+    assert {folder.name.rsplit("-", 1)[1] for folder in attempts} == {info["trackers"]["wandb_run_id"]}

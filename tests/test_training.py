@@ -31,7 +31,7 @@ from conftest import (
     unwritable_folder,
 )
 from dataset_files import image_folder_settings, make_image_folder
-from mlpipe.config import check_config, load_schema
+from mlpipe.config import check_config, load_schema, train_defaults
 from mlpipe.download.stage import download_dataset
 from mlpipe.layout import processed_files
 from mlpipe.models.factory import build_model
@@ -157,17 +157,16 @@ def test_compiled_engine_trains_and_saves_plain_state_dict_keys():
 
     torch.manual_seed(0)
     device = torch.device("cpu")
-    hparams = {
-        "optimizer": "sgd",
-        "lr": 0.05,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "epochs": 1,
-        "schedule": "constant",
-        "warmup_epochs": 0,
-        "ema_decay": 0.9,
-        "compile": True,
-    }
+    hparams = train_defaults(
+        load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml"),
+        lr=0.05,
+        weight_decay=0.0,
+        epochs=1,
+        schedule="constant",
+        warmup_epochs=0,
+        ema_decay=0.9,
+        compile=True,
+    )
     engine = Engine.build(build_model("small_cnn", 1, 3), hparams, device, choose_precision(device), steps_per_epoch=30)
     images, labels = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
     losses = [float(engine.step(images, labels)[0]) for _ in range(30)]
@@ -209,9 +208,11 @@ def hparams(**overrides) -> dict:
 class TrainProcess:
     """scripts/train.py in a real subprocess, its log lines collected as they come."""
 
-    def __init__(self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None):
+    def __init__(
+        self, run_dir: Path, processed: Path, params: dict, *extra: str, env: dict | None = None, prefix: list[str] = ()
+    ):
         self.lines: list[str] = []
-        command = train_command(run_dir, processed, json.dumps(params), "--threads", "1", *extra)
+        command = [*prefix, *train_command(run_dir, processed, json.dumps(params), "--threads", "1", *extra)]
         self.process = subprocess.Popen(
             command, env=env or job_env(), stderr=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -564,9 +565,9 @@ def recorded_error(run_dir: Path) -> str:
 
 
 def test_a_state_folder_that_cannot_be_written_stops_the_run_before_the_first_epoch(processed_digits, tmp_path):
-    run_dir = tmp_path / "locked"
-    with unwritable_folder(run_dir / "state") as state:
-        process = TrainProcess(run_dir, processed_digits, hparams(epochs=1))
+    run_dir, state = tmp_path / "locked", tmp_path / "locked" / "state"
+    with unwritable_folder(state) as prefix:
+        process = TrainProcess(run_dir, processed_digits, hparams(epochs=1), prefix=prefix)
         assert process.finish() == 1
     assert last_line(process).startswith(
         f"error: StateFolderError: checkpoint_root: cannot write resumable state to {state} ("

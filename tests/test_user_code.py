@@ -209,9 +209,9 @@ def test_building_a_model_the_contract_does_not_fit_is_one_line(lab_project, sou
     "source, check, message",
     [
         (
-            "class Net:\n    def __init__(self, num_classes):\n        pass\n",
+            "class Net:\n    def __init__(self, in_channels):\n        pass\n",
             lambda: check_model_name("model.py:Net"),
-            r"^Net.__init__ has no parameter in_channels; mlpipe builds every model with in_channels=",
+            r"^Net.__init__ has no parameter num_classes; mlpipe builds every model with num_classes= ",
         ),
         (
             "class Net:\n    def __init__(self, in_channels, num_classes, width=8):\n        pass\n",
@@ -234,6 +234,75 @@ def test_the_model_contract_is_checked_from_the_source(lab_project, source, chec
     write(lab_project / "model.py", source)
     with pytest.raises(ValueError, match=message):
         check()
+
+
+# The lab guide's model, verbatim: built for CIFAR's RGB images, it takes the number of classes and nothing else.
+GUIDE_MODEL_VERBATIM = """
+    import torch
+    import torch.nn as nn
+
+
+    class MyModel(nn.Module):
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
+            self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            x = torch.relu(self.conv1(x))
+            x = torch.relu(self.conv2(x))
+            return self.fc(torch.flatten(self.pool(x), 1))
+"""
+
+
+def test_the_guides_model_without_in_channels_is_built_with_the_classes_only(lab_project):
+    write(lab_project / "src" / "models" / "model.py", GUIDE_MODEL_VERBATIM)
+    check_model_name("src/models/model.py:MyModel")
+    check_model_args("src/models/model.py:MyModel", {})
+    model = build_model("src/models/model.py:MyModel", 3, 4, input_shape=(3, 32, 32))
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"^in_channels is set by mlpipe from the data; remove it$"):
+        check_model_args("src/models/model.py:MyModel", {"in_channels": 3})
+
+
+def test_the_guides_rgb_model_on_grayscale_data_stops_at_the_one_batch_check_with_one_line(lab_project):
+    from mlpipe.training.model_check import ModelMismatchError, check_model_fits
+
+    write(lab_project / "src" / "models" / "model.py", GUIDE_MODEL_VERBATIM)
+    name = "src/models/model.py:MyModel"
+    model = build_model(name, 1, 10, input_shape=(1, 8, 8))  # digits: one channel, which it does not ask for
+    with pytest.raises(ModelMismatchError) as error:
+        check_model_fits(model, name, torch.randn(2, 1, 8, 8), 10)
+    assert str(error.value) == (
+        f"train.model: {name} cannot take this dataset's samples of shape (1, 8, 8) (RuntimeError: Given groups=1, "
+        "weight of size [32, 3, 3, 3], expected input[2, 1, 8, 8] to have 3 channels, but got 1 channels instead)"
+    )
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"`error: ModelMismatchError: {error.value}`" in readme  # as the README quotes it
+
+
+def test_in_channels_goes_to_a_constructor_that_names_it_or_takes_any_keyword(lab_project):
+    write(
+        lab_project / "model.py",
+        """
+        from torch import nn
+
+
+        class Named(nn.Linear):
+            def __init__(self, in_channels, num_classes):
+                super().__init__(in_channels, num_classes)
+
+
+        class Forwarding(nn.Linear):
+            def __init__(self, num_classes, **kwargs):
+                super().__init__(kwargs["in_channels"], num_classes)
+        """,
+    )
+    for name in ("model.py:Named", "model.py:Forwarding"):
+        check_model_name(name)
+        assert build_model(name, 5, 2, input_shape=(5,)).in_features == 5
 
 
 def test_builtin_model_arguments_are_checked_and_passed():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_full_run_produces_every_output(finished_workflow):
 
 def test_nothing_to_do_after_a_complete_run(finished_copy):
     assert planned_jobs(finished_copy) == {}
+    # What the README says of --list-changes params: Snakemake 9 lists one output of every job, nothing having
+    # changed (13 jobs: download, preprocess, 4 train, 4 evaluate, summarize, registry, plot).
+    listed = snakemake(finished_copy, "--list-changes", "params").stdout.split()
+    assert len(listed) == 13 and "results/runs/lr-0.05_seed-0/run_config.json" in listed
 
 
 def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy):
@@ -78,10 +83,20 @@ def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy)
     assert planned_jobs(finished_copy) == RETRAIN_ALL
 
 
-def test_editing_training_code_retrains_every_run(finished_copy):
+def test_editing_training_code_retrains_every_run_and_the_dry_run_says_the_code_changed(finished_copy):
     schedule_file = finished_copy / "src" / "mlpipe" / "training" / "schedule.py"
     schedule_file.write_text(schedule_file.read_text() + "\n# a change to the schedule\n")
     assert planned_jobs(finished_copy) == RETRAIN_ALL
+    # The README's commands: the rules and why, then each job's reason, naming the rule whose code changed.
+    rules = snakemake(finished_copy, "-n", "--quiet", "rules").stdout
+    assert "params have changed since last execution:\n        train\n" in rules
+    assert "input files updated by another job:\n        all, evaluate, plot, registry, summarize\n" in rules
+    reasons = [line.strip() for line in snakemake(finished_copy, "-n").stdout.splitlines() if "reason:" in line]
+    code_changed = re.compile(
+        r"^reason: Params have changed since last execution: Union of exclusive params before and now across all "
+        r"output: before: 'code of rule train: [0-9a-f]{16}' now: 'code of rule train: [0-9a-f]{16}'$"
+    )
+    assert sum(bool(code_changed.match(reason)) for reason in reasons) == 4
 
 
 def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
@@ -140,6 +155,29 @@ def test_settings_that_do_not_change_results_rerun_nothing(finished_copy):
 def test_changing_the_split_reruns_preprocess_but_not_download(finished_copy):
     edit_config(finished_copy, {"dataset": {"split_seed": 1}})
     assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+@pytest.mark.parametrize("fractions", [{"val_fraction": 0.2}, {"test_fraction": 0.1}])
+def test_changing_a_split_fraction_reruns_preprocess_but_not_download(finished_copy, fractions):
+    edit_config(finished_copy, {"dataset": fractions})
+    assert planned_jobs(finished_copy) == {"preprocess": 1, **RETRAIN_ALL}
+
+
+def test_fractions_the_data_cannot_take_stop_before_anything_is_deleted_or_run(finished_copy):
+    processed = finished_copy / "data" / "processed" / "digits"
+    before = {path.name: path.read_bytes() for path in processed.iterdir()}
+    edit_config(finished_copy, {"dataset": {"val_fraction": 0.95, "test_fraction": 0.95}})
+    result = snakemake(finished_copy, "--cores", "2", check=False)
+    assert result.returncode != 0
+    last_line = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last_line.startswith(
+        "config error: dataset.val_fraction 0.95 and dataset.test_fraction 0.95 leave 7 of 10 classes without "
+        "training images (class "
+    )
+    assert last_line.endswith("); lower them so that every class keeps some")
+    assert {path.name: path.read_bytes() for path in processed.iterdir()} == before
+    edit_config(finished_copy, {"dataset": {"val_fraction": 0.15, "test_fraction": 0.15}})  # the mistake undone
+    assert planned_jobs(finished_copy) == {}
 
 
 LAB_MODEL = """
@@ -205,6 +243,7 @@ def test_editing_a_lab_model_file_retrains_only_the_runs_that_use_it(lab_model_c
     assert planned_jobs(lab_model_copy) == {"train": 1, "evaluate": 1, **ANALYSIS}
     dry_run = snakemake(lab_model_copy, "-n").stdout
     assert "run=lr-0.05_model-TinyCNN_seed-0" in dry_run and "run=lr-0.05_model-small_cnn" not in dry_run
+    assert "now: 'code of lab/models/tiny.py:TinyCNN: " in dry_run  # the reason names the lab's code
 
 
 def test_editing_a_file_the_lab_model_imports_retrains_its_runs_too(lab_model_copy):
@@ -233,8 +272,9 @@ def test_local_jobs_get_the_temp_folder_snakemake_would_give_them(workflow_copy,
 
 
 @pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
-def test_dag_can_be_drawn_before_anything_runs(workflow_copy, flag):
-    dot = snakemake(workflow_copy, flag).stdout
-    assert dot.lstrip().startswith("digraph")
+@pytest.mark.parametrize("language, start", [("dot", "digraph"), ("mermaid-js", "---\ntitle: DAG\n---\nflowchart")])
+def test_dag_can_be_drawn_before_anything_runs_with_graphviz_or_without(workflow_copy, flag, language, start):
+    graph = snakemake(workflow_copy, flag, language).stdout
+    assert graph.lstrip().startswith(start)
     for rule in ("download", "preprocess", "train", "evaluate", "summarize", "registry", "plot"):
-        assert rule in dot
+        assert rule in graph

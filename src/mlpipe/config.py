@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
+from mlpipe.io import read_yaml
 from mlpipe.user_code import parse_reference
 
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -37,19 +37,36 @@ CONFIG_FILE = Path("config") / "config.yaml"  # the workflow's own config file (
 
 
 def load_schema(schema_path: str | Path) -> dict:
-    return yaml.safe_load(Path(schema_path).read_text())
+    return read_yaml(schema_path)
+
+
+def replace_overridden_grid(config: dict, overrides: list[Mapping]) -> None:
+    """Give ``config`` the sweep grid of the last override that has one, whole.
+
+    Snakemake merges an override file (``--configfile``) or ``--config`` into config/config.yaml key by key, which
+    for ``sweep.grid`` would add the override's swept keys to the base file's: an override sweeping
+    ``model_args.width`` would still sweep the base ``lr`` values. A grid says what is swept, so the one given
+    last replaces the ones before it; ``sweep.seeds``, a list, is replaced whole by Snakemake already.
+    """
+    grids = [
+        override["sweep"]["grid"]
+        for override in overrides
+        if isinstance(override.get("sweep"), Mapping) and "grid" in override["sweep"]
+    ]
+    if grids and isinstance(config.get("sweep"), dict):
+        config["sweep"]["grid"] = copy.deepcopy(grids[-1])
 
 
 def load_workflow_config(workflow_dir: Path, configfiles: list[Path]) -> dict:
     """The config ``snakemake --configfile ...`` sees in ``workflow_dir``: config/config.yaml, then each file
-    merged on top of it key by key, as Snakemake merges them (for commands that do not run Snakemake)."""
+    merged on top of it as the workflow merges them (for commands that do not run Snakemake)."""
     from snakemake.utils import update_config
 
-    from mlpipe.io import read_yaml
-
     config = read_yaml(workflow_dir / CONFIG_FILE) or {}
-    for path in configfiles:
-        update_config(config, read_yaml(path) or {})
+    overrides = [read_yaml(path) or {} for path in configfiles]
+    for override in overrides:
+        update_config(config, override)
+    replace_overridden_grid(config, overrides)
     return config
 
 
@@ -83,6 +100,17 @@ def check_batch_split(runs: Mapping[str, dict], gpus: int) -> None:
             )
 
 
+def train_defaults(schema: Mapping, **overrides: Any) -> dict:
+    """Every ``train`` key at its schema default, then ``overrides``, checked: the hyperparameters of one run for
+    code that trains outside the workflow (benchmarks/training.py, tests), so that a new ``train`` key reaches it
+    from the schema rather than from a copied list."""
+    train_schema = schema["properties"]["train"]
+    hparams = {key: copy.deepcopy(value["default"]) for key, value in train_schema["properties"].items()}
+    hparams.update(overrides)
+    _check_value("train", hparams, train_schema)
+    return hparams
+
+
 def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
     """Return ``{run_id: hyperparameters}`` for every grid point times every seed.
 
@@ -99,6 +127,7 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
         if key.startswith(MODEL_ARGS_PREFIX):
             if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
                 raise ConfigError(f"sweep.grid.{key}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
+            coerce_strings(values, {"items": train_schema["properties"][MODEL_ARGS]["additionalProperties"]})
         elif key not in train_schema["properties"]:
             keys = [f"{MODEL_ARGS_PREFIX}<name>" if key == MODEL_ARGS else key for key in train_schema["properties"]]
             allowed = ", ".join(keys)
@@ -162,6 +191,12 @@ def preprocess_settings(dataset: Mapping) -> dict:
         | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}}
         | custom
     )
+
+
+def study_settings(config: Mapping) -> dict:
+    """What a study's best_config.yaml carries besides the hyperparameters, to reproduce it on top of any
+    config/config.yaml: its folders (as configured, before a site moves them to scratch) and its dataset."""
+    return {key: config[key] for key in ("results_dir", "data_root", "checkpoint_root", "dataset")}
 
 
 def stage_to_tmpdir(train_job: Mapping, on_cluster: bool) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import os
 import tempfile
@@ -60,15 +61,16 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 class YamlSyntaxError(ValueError):
-    """A YAML file that does not parse; the message names the file, line and column."""
+    """A YAML file that does not parse, or writes a key twice; the message names the file, line and column."""
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
-    """Parse a YAML file; a syntax error is one line naming the file and where (PyYAML's own spans several)."""
+    """Parse a YAML file; a syntax error or a key written twice in one mapping is one line naming the file and
+    where (PyYAML's own messages span several, and PyYAML keeps the later of two equal keys without a word)."""
     import yaml
 
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.load(Path(path).read_text(), Loader=_strict_loader())
     except yaml.MarkedYAMLError as error:
         mark, context = error.problem_mark, error.context
         opened = f" ({context} on line {error.context_mark.line + 1})" if context and error.context_mark else ""
@@ -76,6 +78,37 @@ def read_yaml(path: str | os.PathLike) -> Any:
         raise YamlSyntaxError(f"{where}: {error.problem}{opened}") from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
+@functools.cache
+def _strict_loader():
+    """PyYAML's safe loader, refusing a key that a mapping already has (merge keys ``<<`` aside)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first_lines: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = first_lines.get(key)
+                        first_lines.setdefault(key, key_node.start_mark.line + 1)
+                    except TypeError:  # an unhashable key: PyYAML's own error follows
+                        continue
+                    if first is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {key!r} is written twice (first on line {first}); YAML would keep the later "
+                            "silently: remove one",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: list[str]) -> None:

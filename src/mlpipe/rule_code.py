@@ -21,7 +21,7 @@ SHARED = ["__init__.py", "io.py", "layout.py", "cli.py"]  # used by every stage
 
 RULE_CODE = {
     "download": ["download", "formats", "progress.py"],
-    "preprocess": ["preprocess", "formats", "progress.py", "user_code.py"],
+    "preprocess": ["preprocess", "formats", "progress.py", "user_code.py", "user_sources.py"],
     "train": [
         "models",
         "training",
@@ -71,9 +71,12 @@ def rule_sources(rule: str) -> list[Path]:
 
 @functools.cache
 def rule_code(rule: str) -> str:
-    """A short checksum of :func:`rule_sources`: changes exactly when one of them does."""
+    """The rule's code parameter: a short checksum of :func:`rule_sources`, changing exactly when one of them does,
+    labelled with what it is a checksum of. Snakemake's rerun reason shows a changed parameter's old and new value
+    (``before: 'code of rule train: 110c...' now: 'code of rule train: 95f7...'``), so the label says the code
+    changed."""
     digest = hashlib.sha256()
     for path in rule_sources(rule):
         digest.update(path.relative_to(PACKAGE_DIR.parents[1]).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return f"code of rule {rule}: {digest.hexdigest()[:16]}"

@@ -187,6 +187,15 @@ def accepts(cls, name: str) -> bool:
         return False
 
 
+def takes_any_keyword(cls) -> bool:
+    """Whether ``cls``'s constructor takes ``**kwargs`` (or its signature cannot be read, so it might)."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters)
+
+
 def _import_file(path: Path):
     """Import a file as the module its path names (``src/models/model.py`` -> ``src.models.model``), so that
     its relative imports work; a path that is no module name gets a private one."""

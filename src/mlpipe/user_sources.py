@@ -37,6 +37,14 @@ def source_checksum(text: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def source_parameter(text: str) -> str:
+    """The checksum of :func:`source_checksum` as a rule parameter, labelled with the reference (as
+    :func:`mlpipe.rule_code.rule_code` is), so that Snakemake's rerun reason names the lab's code that changed;
+    '' for a built-in."""
+    checksum = source_checksum(text)
+    return f"code of {text}: {checksum}" if checksum else ""
+
+
 def source_files(reference: Reference) -> list[Path]:
     """The referenced file and the files of its project it imports, directly or not, sorted.
 

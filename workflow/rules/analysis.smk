@@ -51,9 +51,12 @@ rule summarize:
         runs_dir=folder(RESULTS / "runs"),
         run_ids=json.dumps(list(RUNS)),
         swept=json.dumps(SWEPT),
+        # Copied into best_config.yaml, so that it reproduces the study whatever config/config.yaml holds.
+        study=json.dumps(mlpipe_config.study_settings(config)),
         code=rule_code("summarize"),
     shell:
         "python scripts/summarize.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
+        " --study {params.study:q}"
         " --summary {output.summary:q} --comparison {output.comparison:q}"
         " --resources {output.resources:q} --excluded {output.excluded:q} --best-config {output.best_config:q}"
         " > {log:q} 2>&1"

@@ -41,6 +41,8 @@ from mlpipe.layout import (
     SITE_RECORD_NAME,
     processed_files,
 )
+from mlpipe.preprocess.fractions import check_fractions, split_basis
+from mlpipe.preprocess.split import SplitError
 from mlpipe.recovery.orphans import find_leftovers, wait_for_leftovers
 from mlpipe.recovery.snakemake_state import (
     JobsChangedError,
@@ -48,7 +50,7 @@ from mlpipe.recovery.snakemake_state import (
     take_over_earlier_jobs,
 )
 from mlpipe.rule_code import rule_code
-from mlpipe.user_sources import source_checksum
+from mlpipe.user_sources import source_parameter
 
 PROJECT = Path(workflow.basedir).name
 DEPLOYMENT = (
@@ -57,6 +59,7 @@ DEPLOYMENT = (
 CONDA_ENVS = DeploymentMethod.CONDA in DEPLOYMENT
 
 try:
+    mlpipe_config.replace_overridden_grid(config, CONFIG_OVERRIDES)
     RUNS = mlpipe_config.check_config(
         config,
         mlpipe_config.load_schema(
@@ -117,14 +120,28 @@ if workflow.is_main_process and INVOCATION is not None:
             f"an earlier Snakemake of this study left queued or running: {found.describe()}; "
             "a run without -n waits for them before it submits anything"
         )
-# Checksums of the lab's own code (mlpipe.user_sources): a model file per model of the sweep, the Dataset
-# file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
+
+# Checksums of the lab's own code, labelled (mlpipe.user_sources): a model file per model of the sweep, the
+# Dataset file of dataset custom; '' for built-ins. As rule params, editing one reruns the jobs that run it.
 MODEL_CODE = {
-    model: source_checksum(model) for model in {run["model"] for run in RUNS.values()}
+    model: source_parameter(model) for model in {run["model"] for run in RUNS.values()}
 }
 DATASET_CODE = (
-    source_checksum(config["dataset"]["custom"]["class"]) if DATASET == "custom" else ""
+    source_parameter(config["dataset"]["custom"]["class"])
+    if DATASET == "custom"
+    else ""
 )
+# Split fractions that the data preprocessed last cannot take stop here, before Snakemake deletes the processed
+# arrays to make them again (mlpipe.preprocess.fractions).
+try:
+    check_fractions(
+        PROCESSED_DIR,
+        split_basis(RAW_DIR, mlpipe_config.preprocess_settings(config["dataset"])),
+        config["dataset"]["val_fraction"],
+        config["dataset"]["test_fraction"],
+    )
+except SplitError as error:
+    sys.exit(f"config error: {error}")
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
 

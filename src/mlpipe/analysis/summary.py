@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -118,8 +119,13 @@ def write_table(table: pd.DataFrame, path: Path, title: str, empty_note: str = "
     write_html_table(table, path.with_suffix(".html"), title, empty_note)
 
 
-def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: dict[str, Path]) -> None:
-    """Write summary, comparison, resources, excluded-runs tables and best_config.yaml to ``out``."""
+def summarize_sweep(
+    runs_dir: Path, run_ids: list[str], swept: list[str], out: dict[str, Path], study: Mapping | None = None
+) -> None:
+    """Write summary, comparison, resources, excluded-runs tables and best_config.yaml to ``out``.
+
+    ``study``: the config keys that say where the study lives and what it trains on (``mlpipe.config.study_settings``),
+    copied into best_config.yaml so that it reproduces this study on top of any config/config.yaml."""
     runs, excluded = load_runs(runs_dir, run_ids)
     for bad in excluded:
         log.warning("excluded %s: %s", bad["run_id"], bad["reason"])
@@ -139,8 +145,10 @@ def summarize_sweep(runs_dir: Path, run_ids: list[str], swept: list[str], out: d
     header = (
         f"# Best configuration by mean validation accuracy over seeds: {comparison.iloc[0]['configuration']}\n"
         f"{_tie_note(comparison)}"
-        "# (test accuracy never chose it). On top of config/config.yaml it trains just this configuration:\n"
+        "# (test accuracy never chose it). With this study's data and folders, on top of config/config.yaml it\n"
+        "# trains just this configuration (its runs are reused):\n"
         f"#     snakemake --cores 2 --configfile {out['best_config']}\n"
         "# (then change its seeds or epochs to study it further).\n"
     )
-    write_text(out["best_config"], header + yaml.safe_dump(best_config(runs, comparison, swept), sort_keys=False))
+    config = {**(study or {}), **best_config(runs, comparison, swept)}
+    write_text(out["best_config"], header + yaml.safe_dump(config, sort_keys=False))

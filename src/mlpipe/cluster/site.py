@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mlpipe.cluster.site_schema import SITE_SCHEMA
 from mlpipe.config import ConfigError, validate_config
+from mlpipe.io import YamlSyntaxError, read_yaml
 from mlpipe.torch_build import parse_capability
 
 ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -104,9 +103,11 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
     if not path.is_file():
         raise SiteError(f"site: no site file {path}")
     try:
-        spec = validate_config(yaml.safe_load(path.read_text()), SITE_SCHEMA)
-    except (ConfigError, yaml.YAMLError) as error:
-        raise SiteError(f"site file {path}: {' '.join(str(error).split())}") from None
+        spec = validate_config(read_yaml(path), SITE_SCHEMA)
+    except YamlSyntaxError as error:  # it names the file and the line
+        raise SiteError(f"site file {error}") from None
+    except ConfigError as error:
+        raise SiteError(f"site file {path}: {error}") from None
     names = spec["environment"]
 
     def env(key: str) -> str | None:

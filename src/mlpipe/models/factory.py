@@ -5,13 +5,18 @@ cheap: built-in models are listed here as import paths, torchvision is imported 
 when the config names a ``torchvision.<name>`` model, and a lab's own class
 (``path/to/file.py:ClassName``, ``package.module:ClassName``) is read with ``ast``, not imported.
 
-Every model is built as ``Class(in_channels=C, num_classes=K, **train.model_args)``, plus
-``input_shape=(C, ...)`` (one sample's shape) when its constructor has a parameter of that name.
+Every model is built as ``Class(num_classes=K, **train.model_args)``, plus ``in_channels=C`` (a sample's first
+dimension) and ``input_shape=(C, ...)`` (one sample's shape) when its constructor has a parameter of that name
+(``in_channels`` also when it takes ``**kwargs``).
+
+``BUILTIN_MODELS`` is the one table of built-in models: each name, its class and the samples it takes. The lists of
+built-in models in the README, config/config.yaml and the schema are checked against it (tests/test_models.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from mlpipe.user_code import (
     FORMS,
@@ -23,15 +28,40 @@ from mlpipe.user_code import (
     construct,
     load_class,
     parse_reference,
+    takes_any_keyword,
 )
 
+
+@dataclass(frozen=True)
+class Samples:
+    """The samples a model takes: those with one of ``dimensions`` (None: any), named ``description``."""
+
+    description: str
+    dimensions: tuple[int, ...] | None = None
+
+    def take(self, shape: tuple[int, ...] | list[int]) -> bool:
+        return self.dimensions is None or len(shape) in self.dimensions
+
+
+IMAGES = Samples("images (C, H, W)", (3,))
+ANY_SHAPE = Samples("samples of any shape")
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    reference: str  # module:Class, imported only when the model is built
+    samples: Samples
+
+
 BUILTIN_MODELS = {
-    "small_cnn": "mlpipe.models.small_cnn:SmallCNN",
-    "resnet18_cifar": "mlpipe.models.resnet_cifar:ResNet18",
-    "airbench": "mlpipe.models.airbench:AirbenchNet",
+    "small_cnn": BuiltinModel("mlpipe.models.small_cnn:SmallCNN", IMAGES),
+    "resnet18_cifar": BuiltinModel("mlpipe.models.resnet_cifar:ResNet18", IMAGES),
+    "airbench": BuiltinModel("mlpipe.models.airbench:AirbenchNet", IMAGES),
 }
 TORCHVISION_PREFIX = "torchvision."
-CONTRACT = ("in_channels", "num_classes")  # what every model is built with
+TORCHVISION_SAMPLES = IMAGES
+CONTRACT = ("num_classes",)  # what every model is built with
+CHANNELS_ARGUMENT = "in_channels"  # passed to constructors that take it
 SHAPE_ARGUMENT = "input_shape"  # passed only to constructors that name it
 
 
@@ -60,19 +90,19 @@ def check_model_name(name: str) -> None:
         if missing:
             raise ValueError(
                 f"{reference.class_name}.__init__ has no parameter {', '.join(missing)}; mlpipe builds every model "
-                f"with in_channels= (channels of a sample) and num_classes=, so add them to its parameters"
+                f"with num_classes= (the number of classes), so add it to its parameters"
             )
 
 
 def check_model_args(name: str, model_args: Mapping) -> None:
     """Raise ValueError when ``model_args`` would not fit the constructor of model ``name`` (as far as its source
     says); ``name`` has passed :func:`check_model_name`."""
-    reserved = [key for key in (*CONTRACT, SHAPE_ARGUMENT) if key in model_args]
+    reserved = [key for key in (*CONTRACT, CHANNELS_ARGUMENT, SHAPE_ARGUMENT) if key in model_args]
     if reserved:
         raise UserCodeError(f"{reserved[0]} is set by mlpipe from the data; remove it", reserved[0])
     if name.startswith(TORCHVISION_PREFIX):
         return  # torchvision's builders take many keywords; a wrong one fails when the train job builds the model
-    reference = parse_reference(BUILTIN_MODELS.get(name, name))
+    reference = parse_reference(builtin_reference(name))
     parameters = check_reference(reference)
     check_arguments(reference, parameters, _given(parameters, model_args), "train.model_args")
 
@@ -90,18 +120,20 @@ def build_model(
 
     check_model_name(name)
     model_args = dict(model_args or {})
-    if (name in BUILTIN_MODELS or name.startswith(TORCHVISION_PREFIX)) and input_shape and len(input_shape) != 3:
+    samples = model_samples(name)
+    if samples is not None and input_shape and not samples.take(input_shape):
         raise ModelError(
-            f"train.model: {name} takes images (C, H, W), but this dataset's samples have shape {tuple(input_shape)}; "
-            f"name a model class of your own: {FORMS}"
+            f"train.model: {name} takes {samples.description}, but this dataset's samples have shape "
+            f"{tuple(input_shape)}; name a model class of your own: {FORMS}"
         )
     if name.startswith(TORCHVISION_PREFIX):
         from mlpipe.models.torchvision_models import build_torchvision_model
 
         return build_torchvision_model(name.removeprefix(TORCHVISION_PREFIX), in_channels, num_classes, model_args)
-    reference = parse_reference(BUILTIN_MODELS.get(name, name))
+    reference = parse_reference(builtin_reference(name))
     model_class = load_class(reference, "train.model")
-    kwargs = {"in_channels": in_channels, "num_classes": num_classes, **model_args}
+    takes_channels = accepts(model_class, CHANNELS_ARGUMENT) or takes_any_keyword(model_class)
+    kwargs = {**({CHANNELS_ARGUMENT: in_channels} if takes_channels else {}), "num_classes": num_classes, **model_args}
     if input_shape is not None and accepts(model_class, SHAPE_ARGUMENT):
         kwargs[SHAPE_ARGUMENT] = tuple(input_shape)
     model = construct(model_class, kwargs, "train.model")
@@ -110,10 +142,25 @@ def build_model(
     return model
 
 
+def builtin_reference(name: str) -> str:
+    """The class reference of model ``name``: a built-in's from the table, a lab's own as given."""
+    return BUILTIN_MODELS[name].reference if name in BUILTIN_MODELS else name
+
+
+def model_samples(name: str) -> Samples | None:
+    """The samples a built-in or torchvision model takes; None for a lab's own class (its forward pass decides)."""
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name].samples
+    return TORCHVISION_SAMPLES if name.startswith(TORCHVISION_PREFIX) else None
+
+
 def _given(parameters: Parameters | None, model_args: Mapping) -> list[str]:
     """The keywords a constructor with ``parameters`` gets."""
-    shape = [SHAPE_ARGUMENT] if parameters is not None and SHAPE_ARGUMENT in parameters.names else []
-    return [*CONTRACT, *model_args, *shape]
+    if parameters is None:  # the source does not say: nothing to check against
+        return [*CONTRACT, *model_args]
+    channels = [CHANNELS_ARGUMENT] if CHANNELS_ARGUMENT in parameters.names or parameters.takes_any else []
+    shape = [SHAPE_ARGUMENT] if SHAPE_ARGUMENT in parameters.names else []
+    return [*channels, *CONTRACT, *model_args, *shape]
 
 
 def _torchvision_classifiers() -> list[str]:

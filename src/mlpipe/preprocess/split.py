@@ -55,22 +55,52 @@ def assign_source_splits(
     )
 
 
+def split_counts(
+    labels_by_source: dict[str, np.ndarray], assignment: dict[str, np.ndarray], num_classes: int
+) -> np.ndarray:
+    """Examples per (class, target split) of an assignment."""
+    counts = np.zeros((num_classes, 3), dtype=np.int64)
+    for source, labels in labels_by_source.items():
+        np.add.at(counts, (labels, assignment[source].astype(np.int64)), 1)
+    return counts
+
+
+def planned_split_counts(source_counts: dict[str, list[int]], val_fraction: float, test_fraction: float) -> np.ndarray:
+    """Examples per (class, target split) that :func:`assign_source_splits` gives sources with these class counts.
+
+    The counts alone decide them (each class gives ``round(n * fraction)`` to each holdout split in turn, as far
+    as it has examples), so new fractions can be checked without the labels.
+    """
+    num_classes = len(next(iter(source_counts.values())))
+    counts = np.zeros((num_classes, 3), dtype=np.int64)
+    if set(source_counts) == {"train", "val", "test"}:
+        holdouts = {name: {} for name in source_counts}
+    elif set(source_counts) == {"train", "test"}:
+        holdouts = {"train": {VAL: val_fraction}, "test": {}}
+    else:
+        holdouts = {"all": {TEST: test_fraction, VAL: (1 - test_fraction) * val_fraction}}
+    kept = {"train": TRAIN, "val": VAL, "test": TEST, "all": TRAIN}
+    for source, holdout in holdouts.items():
+        for label, total in enumerate(source_counts[source]):
+            start = 0
+            for split, fraction in holdout.items():
+                count = round(total * fraction)
+                counts[label, split] += max(0, min(count, total - start))
+                start += count
+            counts[label, kept[source]] += max(0, total - start)
+    return counts
+
+
 def check_split(
-    labels_by_source: dict[str, np.ndarray],
-    assignment: dict[str, np.ndarray],
-    classes: list[str],
-    val_fraction: float,
-    test_fraction: float,
+    counts: np.ndarray, sources: set[str], classes: list[str], val_fraction: float, test_fraction: float
 ) -> None:
-    """Refuse an assignment that trains on nothing of some class, or that validates or tests on nothing.
+    """Refuse split ``counts`` (examples per class and target split, drawn from raw ``sources``) that train on
+    nothing of some class, or that validate or test on nothing.
 
     A class without training images still gets an output of the model, which is never taught it; an empty
     validation or test split has no accuracy. The message names the fractions that drew the split.
     """
-    counts = np.zeros((len(classes), 3), dtype=np.int64)  # (class, target split)
-    for source, labels in labels_by_source.items():
-        np.add.at(counts, (labels, assignment[source].astype(np.int64)), 1)
-    keys = _fraction_keys(set(labels_by_source), val_fraction, test_fraction)
+    keys = _fraction_keys(sources, val_fraction, test_fraction)
     untrained = np.flatnonzero(counts[:, TRAIN] == 0)
     if len(untrained):
         label = untrained[0]

@@ -18,9 +18,10 @@ import numpy as np
 
 from mlpipe.io import atomic_path, read_json, write_json
 from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS, processed_files, split_arrays
+from mlpipe.preprocess.fractions import COUNTS_KEY, split_basis
 from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
-from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split
+from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split, split_counts
 from mlpipe.preprocess.statistics import channel_statistics
 from mlpipe.preprocess.user_dataset import read_user_dataset
 
@@ -36,6 +37,7 @@ def preprocess_dataset(
     array first (removed afterwards)."""
     manifest = read_json(raw_dir / MANIFEST_NAME)
     split = {key: dataset_config[key] for key in ("val_fraction", "test_fraction", "split_seed")}
+    split["basis"] = split_basis(raw_dir, dataset_config)
     if manifest["format"] not in ("image_folder", "custom"):
         return write_processed(open_reader(raw_dir, manifest), manifest, processed_dir, **split, chunk_size=chunk_size)
     processed_dir.mkdir(parents=True, exist_ok=True)
@@ -62,16 +64,20 @@ def write_processed(
     val_fraction: float,
     test_fraction: float,
     split_seed: int,
+    basis: str = "",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict:
-    """Scatter the reader's chunks into split arrays (memory-mapped) and write meta.json last."""
+    """Scatter the reader's chunks into split arrays (memory-mapped) and write meta.json last, with the class counts
+    of each raw split and ``basis`` (:func:`mlpipe.preprocess.fractions.split_basis`) for checking other fractions."""
     num_classes = len(manifest["classes"])
     labels = {split: reader.labels(split) for split in reader.split_names()}
     for split, split_labels in labels.items():
         if len(split_labels) and (split_labels.min() < 0 or split_labels.max() >= num_classes):
             raise ValueError(f"{manifest['dataset']}: labels of split {split!r} fall outside 0..{num_classes - 1}")
     assignment = assign_source_splits(labels, val_fraction, test_fraction, split_seed)
-    check_split(labels, assignment, manifest["classes"], val_fraction, test_fraction)
+    check_split(
+        split_counts(labels, assignment, num_classes), set(labels), manifest["classes"], val_fraction, test_fraction
+    )
     positions, counts = _positions(assignment)
 
     statistics = channel_statistics(reader.dtype, reader.shape[0])  # of the training split only
@@ -112,7 +118,10 @@ def write_processed(
         "mean": mean,
         "std": std,
         "counts": dict(zip(SPLITS, map(int, counts))),
-        "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "basis": basis},
+        COUNTS_KEY: {
+            name: np.bincount(split_labels, minlength=num_classes).tolist() for name, split_labels in labels.items()
+        },
         "checksums": checksums,
         **(
             {"skipped": {"count": len(manifest["skipped"]), "files": manifest["skipped"]}}
