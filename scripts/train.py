@@ -1,7 +1,7 @@
 """Train stage: train one run; with --gpus N > 1, relaunch itself under torchrun (one process per GPU).
 
-The environment is read here and nowhere below: torchrun's rank variables, the tracking settings and
-the $TMPDIR switch that the workflow sets, and MLPIPE_ALLOW_CPU.
+The environment is read here (mlpipe.device only names CUDA_VISIBLE_DEVICES in an error): torchrun's rank
+variables, the tracking settings and the $TMPDIR switch that the workflow sets, SLURM's job, and MLPIPE_ALLOW_CPU.
 """
 
 import argparse
