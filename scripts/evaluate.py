@@ -13,8 +13,9 @@ def main() -> None:
     parser.add_argument("--processed-dir", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True, help="output: evaluation JSON")
     parser.add_argument("--confusion", type=Path, required=True, help="output: confusion matrix CSV")
+    parser.add_argument("--history-dir", type=Path, default=None, help="where the run's versions are kept")
     args = parser.parse_args()
-    evaluate_run(args.best, args.processed_dir, args.metrics, args.confusion)
+    evaluate_run(args.best, args.processed_dir, args.metrics, args.confusion, history_dir=args.history_dir)
 
 
 if __name__ == "__main__":

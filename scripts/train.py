@@ -25,6 +25,7 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=Path, required=True, help="declared output, written when training ends")
     parser.add_argument("--run-dir", type=Path, required=True, help="the run's folder: run_info.json, tensorboard/")
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
+    parser.add_argument("--history-dir", type=Path, default=None, help="where the finished version is kept")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--request-mem-mb", type=int, default=None, help="memory the job asked for (recorded)")
@@ -36,12 +37,11 @@ def main() -> None:
     from dataclasses import replace
 
     from mlpipe.device import allow_cpu_from_env
-    from mlpipe.recovery.run_lock import hold_run
     from mlpipe.tracking.loggers import DEFAULT_TRACKING
     from mlpipe.tracking.provenance import scheduler_job, scheduler_request
     from mlpipe.training.distributed import launched_by_torchrun
     from mlpipe.training.launch import relaunch_under_torchrun, with_options
-    from mlpipe.training.loop import TrainJob, check_device, train_run
+    from mlpipe.training.loop import TrainJob, check_device, holding_the_run, train_run
     from mlpipe.training.outputs import TrainOutputs
     from mlpipe.training.staging import stage_processed
 
@@ -60,13 +60,14 @@ def main() -> None:
         requested=scheduler_request(args.threads, args.request_mem_mb, args.gpus, args.request_runtime, os.environ),
         tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
         code_dir=Path.cwd(),
+        history_dir=args.history_dir,
     )
     if launched_by_torchrun(os.environ):  # a worker: the process the scheduler started holds the run
         train_run(job)
         return
     # No other live process may train this run (a duplicate job after a Snakemake restart stops here);
     # held until this process ends, through the exec of torchrun.
-    with hold_run(job.state_dir, job.run_id, job.scheduler_job["slurm_job_id"]):
+    with holding_the_run(job):
         check_device(job)  # no GPU, or no kernel for it: stop before copying data or starting workers
         if os.environ.get(STAGE_ENV) == "1":
             job = replace(job, processed_dir=stage_processed(args.processed_dir, os.environ.get("TMPDIR")))

@@ -309,7 +309,7 @@ def test_snakemake_s_command_line_is_read_as_snakemake_reads_it(monkeypatch):
     monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
     assert read_invocation(["pytest", "-q"]) is None  # not Snakemake (e.g. its API): nothing to read
     typed = read_invocation(["/venv/bin/snakemake", "--profile=profiles/osc", "-n", "--config", "results_dir=x"])
-    assert typed == Invocation(profiles={"profiles/osc": Path("profiles/osc")}, executor="slurm")
+    assert typed == Invocation(profiles={"profiles/osc": Path("profiles/osc")}, executor="slurm", runs_jobs=False)
     monkeypatch.setenv("SNAKEMAKE_PROFILE", "profiles/osc")
     from_env = read_invocation(["/venv/lib/python3.11/site-packages/snakemake/__main__.py", "--cores", "1"])
     assert from_env.profiles == {"profiles/osc": Path("profiles/osc")} and from_env.submits_jobs

@@ -16,6 +16,7 @@ META_NAME = "meta.json"  # classes, shape, normalisation, counts; written last
 SPLITS = ("train", "val", "test")
 
 # <results_dir>/
+HISTORY_DIR_NAME = "history"  # every finished version of every run, passes and tags (mlpipe.history.store)
 SITE_RECORD_NAME = "site.json"  # the SLURM site a study runs on (mlpipe.cluster.selection); absent for a local study
 
 # <results_dir>/runs/<run id>/

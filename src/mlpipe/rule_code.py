@@ -34,6 +34,9 @@ RULE_CODE = {
         "user_sources.py",
         "recovery/__init__.py",
         "recovery/run_lock.py",
+        "history/__init__.py",
+        "history/store.py",
+        "history/versions.py",
     ],
     "evaluate": [
         "evaluate",
@@ -44,6 +47,8 @@ RULE_CODE = {
         "inference.py",
         "training/checkpoint.py",
         "user_code.py",
+        "history/__init__.py",
+        "history/store.py",
     ],
     "summarize": [
         "hparams.py",

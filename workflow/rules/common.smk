@@ -35,6 +35,7 @@ from mlpipe.cluster.torch_check import check_torch_for_site
 from mlpipe.collector import settle_parsed_workflow
 from mlpipe.config import ConfigError
 from mlpipe.layout import (
+    HISTORY_DIR_NAME,
     MANIFEST_NAME,
     META_NAME,
     RUN_FILE_NAMES,
@@ -98,6 +99,7 @@ DATA_ROOT = Path(on_scratch(config["data_root"], SITE))
 RAW_DIR = DATA_ROOT / "raw" / DATASET
 PROCESSED_DIR = DATA_ROOT / "processed" / DATASET
 CHECKPOINT_ROOT = Path(on_scratch(config["checkpoint_root"], SITE))
+HISTORY_DIR = RESULTS / HISTORY_DIR_NAME
 ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
 
 # After a Snakemake died (a killed tmux, a login node's reboot), what it left queued or running ends first

@@ -16,8 +16,10 @@ rule evaluate:
         **job_resources(mem_mb=4000, runtime=30),
     params:
         processed_dir=folder(PROCESSED_DIR),
+        history_dir=folder(HISTORY_DIR),
         code=rule_code("evaluate"),
         model_code=model_code(),
     shell:
         "python scripts/evaluate.py --best {input.best:q} --processed-dir {params.processed_dir:q}"
-        " --metrics {output.metrics:q} --confusion {output.confusion:q} > {log:q} 2>&1"
+        " --metrics {output.metrics:q} --confusion {output.confusion:q} --history-dir {params.history_dir:q}"
+        " > {log:q} 2>&1"

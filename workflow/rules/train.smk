@@ -26,11 +26,14 @@ rule train:
         run_dir=folder(RESULTS / "runs" / "{run}"),
         # Resumable state lives outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=str(CHECKPOINT_ROOT / "{run}"),
+        # Every finished version is kept there, outside the declared outputs (mlpipe.history).
+        history_dir=folder(HISTORY_DIR),
         code=rule_code("train"),
         model_code=model_code(),
     shell:
         "python scripts/train.py --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --metrics {output.metrics:q} --best {output.best:q}"
         " --last {output.last:q} --run-config {output.run_config:q} --run-dir {params.run_dir:q}"
-        " --state-dir {params.state_dir:q} --gpus {resources.gpu} --threads {threads}"
+        " --state-dir {params.state_dir:q} --history-dir {params.history_dir:q}"
+        " --gpus {resources.gpu} --threads {threads}"
         " --request-mem-mb {resources.mem_mb} --request-runtime {resources.runtime} > {log:q} 2>&1"

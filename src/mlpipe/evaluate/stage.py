@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpipe.device import choose_device, choose_precision
+from mlpipe.history.store import current_version, record_evaluation
 from mlpipe.inference import predict
 from mlpipe.io import write_csv, write_json
 from mlpipe.models.factory import build_model
@@ -35,8 +36,14 @@ def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:
 
 
 def evaluate_run(
-    best_path: Path, processed_dir: Path, metrics_path: Path, confusion_path: Path, batch_size: int = 1024
+    best_path: Path,
+    processed_dir: Path,
+    metrics_path: Path,
+    confusion_path: Path,
+    batch_size: int = 1024,
+    history_dir: Path | None = None,
 ) -> dict:
+    """Score the run's best weights on the test split; with ``history_dir``, also the version it belongs to."""
     checkpoint = load_checkpoint(best_path)
     device = choose_device(0)
     model = build_model(
@@ -68,6 +75,9 @@ def evaluate_run(
         ({"true_class": name, **dict(zip(classes, map(int, row)))} for name, row in zip(classes, confusion)),
         ["true_class", *classes],
     )
+    version = current_version(best_path.parent)  # run_config.json beside the weights names their version
+    if history_dir is not None and version:  # before the output: a run evaluated is evaluated in its history
+        record_evaluation(history_dir, best_path.parent.name, version, result)
     write_json(metrics_path, result)
     log.info("test accuracy %.4f on %d images", result["test_accuracy"], len(labels))
     return result

@@ -24,10 +24,13 @@ from pathlib import Path
 import torch
 
 from mlpipe.device import Precision, choose_device, choose_precision, device_name
+from mlpipe.history.store import new_version_id
+from mlpipe.history.versions import keep_version
 from mlpipe.inference import evaluate_model
 from mlpipe.layout import RESUME_NAME, STATE_BEST_NAME
 from mlpipe.models.factory import build_model
 from mlpipe.processed import Normalizer, load_meta, load_split
+from mlpipe.recovery.run_lock import hold_run
 from mlpipe.tracking.loggers import DEFAULT_TRACKING
 from mlpipe.tracking.provenance import collect_provenance
 from mlpipe.tracking.session import NoTracking, RunTracking, record_failed_start, record_finished_again
@@ -36,7 +39,7 @@ from mlpipe.training.data import Augmentation, TrainBatches, fits_on_device, to_
 from mlpipe.training.distributed import ProcessGroup, any_across, barrier, init_process_group, shutdown, sum_across
 from mlpipe.training.engine import Engine
 from mlpipe.training.model_check import check_model_fits
-from mlpipe.training.outputs import TrainOutputs, weights, write_outputs
+from mlpipe.training.outputs import TrainOutputs, finished_run_config, weights, write_outputs
 from mlpipe.training.preflight import check_batch_size, check_state_folder
 from mlpipe.training.progress import EpochSums, Progress
 from mlpipe.training.resume import load_resumable, restore_rng_state, run_fingerprint, save_resumable
@@ -66,6 +69,7 @@ class TrainJob:
     requested: dict = field(default_factory=dict)  # what the scheduler job asked for, recorded with its use
     tracking: dict = field(default_factory=lambda: DEFAULT_TRACKING)
     code_dir: Path = Path(".")  # the checkout whose git commit is recorded
+    history_dir: Path | None = None  # where the finished version is kept (mlpipe.history); None: nowhere
 
 
 @dataclass
@@ -126,6 +130,8 @@ def train_run(job: TrainJob) -> Progress:
                 row = end_of_epoch(job, run, progress, sums, epoch, epoch_seconds)
                 tracking.epoch(row)
                 progress.complete_epoch(row, hparams["epochs"])
+                if progress.finished:  # named before it is saved: the version is the same if written again
+                    progress.version = new_version_id()
                 stopping = any_across(stop.requested, group, run.device)
                 if stopping or progress.epoch % hparams["checkpoint_every"] == 0 or progress.finished:
                     checkpoint(job, run, progress)
@@ -145,6 +151,19 @@ def check_device(job: TrainJob) -> None:
     """
     with failure_recorded(job):
         choose_device(job.gpus, job.local_rank, job.allow_cpu)
+
+
+@contextmanager
+def holding_the_run(job: TrainJob) -> Iterator[None]:
+    """Hold the run's state folder for this process's life: a second live trainer of the run stops at once.
+
+    A folder that cannot be written is a set-up failure (recorded in run_info.json); a run held by another
+    process is not this job's to record anything about.
+    """
+    with failure_recorded(job):
+        check_state_folder(job.state_dir)  # resume.pt is saved there every epoch
+    with hold_run(job.state_dir, job.run_id, job.scheduler_job.get("slurm_job_id")):
+        yield
 
 
 def set_up_or_record_failure(job: TrainJob) -> Run:
@@ -188,7 +207,6 @@ def set_up(job: TrainJob) -> Run:
     if not group.is_main:
         logging.getLogger("mlpipe").setLevel(logging.WARNING)  # one log per run, from rank 0
     configure_torch(device, job.threads)
-    check_state_folder(job.state_dir)
     precision = choose_precision(device, hparams["precision"])
     meta = load_meta(job.processed_dir)
     check_batch_size(hparams["batch_size"], meta["counts"]["train"], meta["dataset"])
@@ -334,7 +352,8 @@ def exit_checkpointed(stop: StopRequest, progress: Progress, group: ProcessGroup
 
 
 def finish(job: TrainJob, run: Run, progress: Progress) -> None:
-    """Write the declared outputs of the finished run."""
+    """Keep the finished version in the history and write the declared outputs of the run."""
+    progress.version = progress.version or new_version_id()  # a state saved before runs had versions
     run_config = {
         "run_id": job.run_id,
         "hparams": job.hparams,
@@ -344,8 +363,13 @@ def finish(job: TrainJob, run: Run, progress: Progress) -> None:
         "world_size": run.group.world_size,
         "torch_threads": torch.get_num_threads(),  # CPU results depend on it: rerun with the same to compare
     }
+    run_config = finished_run_config(run_config, progress)
+    best = job.state_dir / STATE_BEST_NAME
+    if job.history_dir is not None:  # first: a run whose outputs exist is in the history
+        provenance = collect_provenance(job.code_dir, device_name(run.device), job.scheduler_job)
+        keep_version(job.history_dir, run_config, progress.rows, provenance, run.meta, best)
     last = run_weights(job, run, progress.epoch, progress.rows[-1]["val_acc"])
-    write_outputs(job.outputs, job.state_dir / STATE_BEST_NAME, last, progress, run_config)
+    write_outputs(job.outputs, best, last, progress, run_config)
 
 
 def run_weights(job: TrainJob, run: Run, epoch: int, val_acc: float) -> dict:

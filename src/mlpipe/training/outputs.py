@@ -48,22 +48,25 @@ def weights(model: torch.nn.Module, hparams: dict, meta: dict, epoch: int, val_a
     }
 
 
+def finished_run_config(run_config: dict, progress: Progress) -> dict:
+    """run_config.json of a finished run: how it ran, its version and its best epoch."""
+    return run_config | {
+        "version": progress.version,
+        "best_epoch": progress.best_epoch,
+        "best_val_acc": progress.best_val_acc,
+        "best_val_loss": progress.best_val_loss,
+        "train_seconds": progress.train_seconds,
+        "torch": torch.__version__,
+    }
+
+
 def write_outputs(
     outputs: TrainOutputs, best_weights: Path, last_weights: dict, progress: Progress, run_config: dict
 ) -> None:
-    """The declared outputs of a finished run; ``best_weights`` is the best epoch's file kept under the state dir."""
+    """The declared outputs of a finished run; ``best_weights`` is the best epoch's file kept under the state dir,
+    ``run_config`` from :func:`finished_run_config`."""
     write_csv(outputs.metrics, progress.rows, METRIC_COLUMNS)
     save_checkpoint(outputs.last, last_weights)
     with atomic_path(outputs.best) as tmp:
         shutil.copyfile(best_weights, tmp)
-    write_json(
-        outputs.run_config,
-        run_config
-        | {
-            "best_epoch": progress.best_epoch,
-            "best_val_acc": progress.best_val_acc,
-            "best_val_loss": progress.best_val_loss,
-            "train_seconds": progress.train_seconds,
-            "torch": torch.__version__,
-        },
-    )
+    write_json(outputs.run_config, run_config)

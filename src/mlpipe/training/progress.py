@@ -23,6 +23,7 @@ class Progress:
     best_epoch: int = 0
     train_seconds: float = 0.0
     finished: bool = False
+    version: str = ""  # the finished version's id in the history store (mlpipe.history), set when it finishes
 
     @property
     def started(self) -> bool:
