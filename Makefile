@@ -25,7 +25,7 @@ INSTALLED := $(TORCH_STAMP)$(TORCH_BUILD)
 TEST_INSTALLED := $(VENV)/.installed-test
 LOCK_OPTIONS = --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' --quiet
 
-.PHONY: setup setup-test run report archive status test lint lock benchmark clean
+.PHONY: setup setup-test run report archive status tag history test lint lock benchmark clean
 
 setup: $(INSTALLED)  ## what running needs
 
@@ -61,6 +61,12 @@ archive: report  ## pack the finished study: make archive DEST=/fs/ess/PAS1234/a
 
 status: setup  ## where each run stands while a study runs: make status [CONFIGFILE=my-study.yaml]
 	python scripts/status.py $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
+
+tag: setup  ## name the study's current pass: make tag NAME=baseline
+	snakemake --cores 1 tag --config tag=$(NAME)
+
+history: setup  ## the study's passes and tags, and the current pass against its baseline: make history [BASELINE=tag]
+	python scripts/history.py $(if $(CONFIGFILE),--configfile $(CONFIGFILE)) $(if $(BASELINE),--baseline $(BASELINE))
 
 test: setup-test  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when slurm-wlm is installed)
 	pytest -n $(TEST_WORKERS) --dist loadfile

@@ -30,8 +30,10 @@ localrules:
     summarize,
     registry,
     plot,
+    compare,
     archive,
     clean_checkpoints,
+    tag,
 
 
 rule all:

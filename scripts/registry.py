@@ -1,4 +1,4 @@
-"""Analysis stage: merge every run's run_info.json and metrics.csv into the SQLite run registry."""
+"""Analysis stage: merge every run's records, and every version the history keeps, into the SQLite registry."""
 
 import argparse
 import json
@@ -15,8 +15,12 @@ def main() -> None:
     parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
     parser.add_argument("--database", type=Path, required=True, help="output: registry.sqlite")
     parser.add_argument("--provenance", type=Path, required=True, help="output: provenance.csv")
+    parser.add_argument("--history-dir", type=Path, default=None, help="every version of every run (mlpipe.history)")
+    parser.add_argument("--keep-weights", choices=("all", "tagged"), default="all", help="history.keep_weights")
     args = parser.parse_args()
-    count = build_registry(args.runs_dir, args.run_ids, args.database, args.provenance)
+    count = build_registry(
+        args.runs_dir, args.run_ids, args.database, args.provenance, args.history_dir, args.keep_weights
+    )
     logging.getLogger("mlpipe").info("registry of %d runs in %s", count, args.database)
 
 

@@ -210,6 +210,7 @@ def test_best_config_fed_back_trains_only_that_configuration(finished_copy):
         "summarize": 1,
         "registry": 1,
         "plot": 1,
+        "compare": 1,
         "all": 1,
     }
     # With one more seed, only that configuration trains again.

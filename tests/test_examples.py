@@ -21,7 +21,7 @@ RUN_IDS = [  # the example's grid replaces config/config.yaml's grid whole: lr i
     "model_args.width-32_seed-1",
 ]
 MANOEUVRES = ["cruise", "accelerate", "brake", "turn_left", "turn_right", "lane_change"]
-RETRAIN_ALL = {"train": 4, "evaluate": 4, "summarize": 1, "registry": 1, "plot": 1, "all": 1}
+RETRAIN_ALL = {"train": 4, "evaluate": 4, "summarize": 1, "registry": 1, "plot": 1, "compare": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,6 @@ def test_the_examples_best_config_reproduces_its_study_with_the_command_it_print
     assert config["sweep"]["grid"] == {"model_args.width": [config["train"]["model_args"]["width"]]}
     # On top of config/config.yaml (digits, results/): the example's data, model and folders, its runs reused.
     words = command.split()[1:]
-    assert planned_jobs(example_copy, *words) == {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
+    assert planned_jobs(example_copy, *words) == {"summarize": 1, "registry": 1, "plot": 1, "compare": 1, "all": 1}
     plan = snakemake(example_copy, "-n", *words).stdout
     assert "results/vehicle_sensors/summary.csv" in plan and "results/summary.csv" not in plan

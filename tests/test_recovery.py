@@ -190,4 +190,12 @@ def test_a_job_that_finished_without_its_snakemake_under_code_changed_since_runs
         assert not (workdir / "results" / "runs" / RUN / name).exists()
     assert (workdir / "results" / "runs" / "lr-0.1_seed-0" / "metrics.csv").exists()
     # It retrains, and so does the other run, which the edit reaches as any edit does.
-    assert planned_jobs(workdir) == {"train": 2, "evaluate": 2, "summarize": 1, "registry": 1, "plot": 1, "all": 1}
+    assert planned_jobs(workdir) == {
+        "train": 2,
+        "evaluate": 2,
+        "summarize": 1,
+        "registry": 1,
+        "plot": 1,
+        "compare": 1,
+        "all": 1,
+    }

@@ -14,7 +14,7 @@ import pytest
 from conftest import STUDY_RUN_IDS as RUN_IDS
 from conftest import copy_workflow, edit_config, planned_jobs, private_copy, snakemake
 
-ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "all": 1}
+ANALYSIS = {"summarize": 1, "registry": 1, "plot": 1, "compare": 1, "all": 1}
 
 
 RETRAIN_ALL = {"train": 4, "evaluate": 4, **ANALYSIS}
@@ -72,9 +72,9 @@ def test_full_run_produces_every_output(finished_workflow):
 def test_nothing_to_do_after_a_complete_run(finished_copy):
     assert planned_jobs(finished_copy) == {}
     # What the README says of --list-changes params: Snakemake 9 lists one output of every job, nothing having
-    # changed (13 jobs: download, preprocess, 4 train, 4 evaluate, summarize, registry, plot).
+    # changed (14 jobs: download, preprocess, 4 train, 4 evaluate, summarize, registry, plot, compare).
     listed = snakemake(finished_copy, "--list-changes", "params").stdout.split()
-    assert len(listed) == 13 and "results/runs/lr-0.05_seed-0/run_config.json" in listed
+    assert len(listed) == 14 and "results/runs/lr-0.05_seed-0/run_config.json" in listed
 
 
 def test_editing_model_code_retrains_every_run_but_keeps_the_data(finished_copy):
@@ -90,7 +90,7 @@ def test_editing_training_code_retrains_every_run_and_the_dry_run_says_the_code_
     # The README's commands: the rules and why, then each job's reason, naming the rule whose code changed.
     rules = snakemake(finished_copy, "-n", "--quiet", "rules").stdout
     assert "params have changed since last execution:\n        train\n" in rules
-    assert "input files updated by another job:\n        all, evaluate, plot, registry, summarize\n" in rules
+    assert "input files updated by another job:\n        all, compare, evaluate, plot, registry, summarize\n" in rules
     reasons = [line.strip() for line in snakemake(finished_copy, "-n").stdout.splitlines() if "reason:" in line]
     code_changed = re.compile(
         r"^reason: Params have changed since last execution: Union of exclusive params before and now across all "
@@ -102,7 +102,7 @@ def test_editing_training_code_retrains_every_run_and_the_dry_run_says_the_code_
 def test_editing_plotting_code_reruns_only_the_plots(finished_copy):
     plots_file = finished_copy / "src" / "mlpipe" / "analysis" / "plots.py"
     plots_file.write_text(plots_file.read_text() + "\n# a change to a plot\n")
-    assert planned_jobs(finished_copy) == {"plot": 1, "all": 1}
+    assert planned_jobs(finished_copy) == {"plot": 1, "compare": 1, "all": 1}
 
 
 def test_editing_preprocess_code_reruns_preprocess_and_everything_after_it(finished_copy):

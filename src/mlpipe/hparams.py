@@ -6,6 +6,8 @@ The config check, the summary tables and ``best_config.yaml`` all address a swep
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,3 +27,8 @@ def with_hparam(hparams: Mapping, key: str, value: Any) -> dict:
     if key.startswith(MODEL_ARGS_PREFIX):
         return {**hparams, MODEL_ARGS: {**hparams[MODEL_ARGS], key.removeprefix(MODEL_ARGS_PREFIX): value}}
     return {**hparams, key: value}
+
+
+def hparams_digest(hparams: Mapping) -> str:
+    """A short digest of a run's hyperparameters: equal exactly when they are."""
+    return hashlib.sha256(json.dumps(hparams, sort_keys=True).encode()).hexdigest()[:12]

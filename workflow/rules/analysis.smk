@@ -86,10 +86,52 @@ rule registry:
     params:
         runs_dir=folder(RESULTS / "runs"),
         run_ids=json.dumps(list(RUNS)),
+        history_dir=folder(HISTORY_DIR),
+        keep_weights=config["history"]["keep_weights"],
         code=rule_code("registry"),
     shell:
         "python scripts/registry.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
-        " --database {output.database:q} --provenance {output.provenance:q} > {log:q} 2>&1"
+        " --database {output.database:q} --provenance {output.provenance:q}"
+        " --history-dir {params.history_dir:q} --keep-weights {params.keep_weights:q} > {log:q} 2>&1"
+
+
+rule compare:
+    input:
+        evaluations=all_runs("evaluation"),  # each stands for its run's folder (see summarize)
+    output:
+        table=results("comparison_baseline.csv"),
+        page=report(
+            results("comparison_baseline.html"),
+            caption="../report/comparison_baseline.rst",
+            category="Comparison",
+            labels={"name": "current pass against its baseline"},
+        ),
+        plot=report(
+            results("plots/before_after.png"),
+            caption="../report/before_after.rst",
+            category="Comparison",
+            labels={"name": "each configuration before and after"},
+        ),
+    log:
+        log_path("compare", "compare"),
+    conda:
+        "../../envs/analysis.yaml"
+    envmodules:
+        *env_modules(),
+    threads: 1
+    resources:
+        **job_resources(mem_mb=2000, runtime=10),
+    params:
+        runs_dir=folder(RESULTS / "runs"),
+        run_ids=json.dumps(list(RUNS)),
+        history_dir=folder(HISTORY_DIR),
+        baseline=config["compare"]["baseline"] or "",
+        swept=json.dumps(SWEPT),
+        code=rule_code("compare"),
+    shell:
+        "python scripts/compare.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
+        " --history-dir {params.history_dir:q} --baseline={params.baseline:q} --swept {params.swept:q}"
+        " --table {output.table:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
 rule plot:

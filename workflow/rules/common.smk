@@ -42,6 +42,7 @@ from mlpipe.layout import (
     SITE_RECORD_NAME,
     processed_files,
 )
+from mlpipe.history.passes import BaselineError, check_baseline, load_tags
 from mlpipe.preprocess.fractions import check_fractions, split_basis
 from mlpipe.preprocess.split import SplitError
 from mlpipe.recovery.orphans import find_leftovers, wait_for_leftovers
@@ -50,6 +51,7 @@ from mlpipe.recovery.snakemake_state import (
     folder_locked,
     take_over_earlier_jobs,
 )
+from mlpipe.hparams import hparams_digest
 from mlpipe.rule_code import rule_code
 from mlpipe.user_sources import source_parameter
 
@@ -78,12 +80,16 @@ try:
         base_dir=Path(workflow.basedir),
     )
     SITE = SITE_CHOICE.site
+    check_baseline(
+        config["compare"]["baseline"],
+        load_tags(Path(config["results_dir"]) / HISTORY_DIR_NAME),
+    )
     if SITE:  # a local run ignores train_job.gpus
         mlpipe_config.check_batch_split(RUNS, config["train_job"]["gpus"])
     # Jobs import this environment's torch (under --sdm conda their own, and each job checks its GPU).
     if SITE and workflow.is_main_process and not CONDA_ENVS:
         check_torch_for_site(SITE, config["train_job"]["gpus"], os.environ)
-except (ConfigError, SiteError, InvocationError) as error:
+except (ConfigError, SiteError, InvocationError, BaselineError) as error:
     sys.exit(f"config error: {error}")
 if INVOCATION:
     patch_slurm_plugins(INVOCATION.executor)
@@ -245,7 +251,17 @@ def paths(*outputs):
 
 
 def final_outputs():
-    return paths(*rules.summarize.output, *rules.registry.output, *rules.plot.output)
+    return paths(
+        *rules.summarize.output,
+        *rules.registry.output,
+        *rules.plot.output,
+        *rules.compare.output,
+    )
+
+
+def hparams_digests(wildcards):
+    """A digest of each run's hyperparameters, for the tag job to check that every run is up to date."""
+    return json.dumps({run: hparams_digest(hparams) for run, hparams in RUNS.items()})
 
 
 # Snakemake's default temp folder of a job is the expression "system_tmpdir", which it compiles and evaluates

@@ -1,8 +1,11 @@
-"""The run registry: one SQLite file with every run and every (run, epoch, metric).
+"""The run registry: one SQLite file with the current runs, every version of every run the history keeps,
+every (run, version, epoch, metric), and the study's passes and tags.
 
-Training jobs never write to it: each writes its own ``run_info.json`` and ``metrics.csv``, which
-is safe for any number of jobs on NFS or GPFS (where SQLite's locking is not). This module, run by
-one analysis job, merges those files into a fresh database and renames it into place.
+Training jobs never write to it: each writes its own ``run_info.json``, ``metrics.csv`` and history record,
+which is safe for any number of jobs on NFS or GPFS (where SQLite's locking is not). This module, run by one
+analysis job, merges those files into a fresh database and renames it into place. The history store
+(mlpipe.history) keeps every version whatever is retrained since, so the registry is never rebuilt from only
+what the run folders hold now.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import pandas as pd
 
 from mlpipe.analysis.collect import load_runs
 from mlpipe.analysis.html import write_html_table
+from mlpipe.history.passes import load_passes, load_tags, prune_weights, record_pass
+from mlpipe.history.store import WEIGHTS, Version, load_versions
 from mlpipe.io import atomic_path
 from mlpipe.layout import METRIC_COLUMNS
 
@@ -78,30 +83,98 @@ def run_row(run) -> dict:
     }
 
 
-def build_registry(runs_dir: Path, run_ids: list[str], database: Path, provenance_csv: Path) -> int:
-    """Write the registry and a provenance table for the report; return the number of runs."""
+VERSION_COLUMNS = {
+    "run_id": "TEXT",
+    "version": "TEXT",
+    "finished": "TEXT",
+    "current": "INTEGER",  # 1: the version the run's folder holds now
+    "hparams": "TEXT",  # JSON
+    "git_commit": "TEXT",
+    "git_dirty": "INTEGER",
+    "lock_sha256": "TEXT",
+    "torch": "TEXT",
+    "host": "TEXT",
+    "slurm_job_id": "TEXT",
+    "device": "TEXT",
+    "data_checksum": "TEXT",
+    "code": "TEXT",  # JSON: file -> checksum
+    "best_val_acc": "REAL",
+    "best_val_loss": "REAL",
+    "test_acc": "REAL",
+    "train_seconds": "REAL",
+    "weights": "TEXT",  # the best weights kept in the history, or NULL when pruned
+}
+SCHEMA = f"""
+CREATE TABLE runs ({", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS.items())}, version TEXT);
+CREATE TABLE versions ({", ".join(f"{name} {kind}" for name, kind in VERSION_COLUMNS.items())},
+    PRIMARY KEY (run_id, version));
+CREATE TABLE epochs (run_id TEXT, version TEXT, epoch INTEGER, metric TEXT, value REAL,
+    PRIMARY KEY (run_id, version, epoch, metric));
+CREATE TABLE passes (number INTEGER PRIMARY KEY, created TEXT);
+CREATE TABLE pass_runs (number INTEGER REFERENCES passes(number), run_id TEXT, version TEXT);
+CREATE TABLE tags (name TEXT PRIMARY KEY, created TEXT);
+CREATE TABLE tag_runs (name TEXT REFERENCES tags(name), run_id TEXT, version TEXT);
+"""
+
+
+def version_row(found: Version, current: bool) -> dict:
+    record, provenance = found.record, found.record.get("provenance", {})
+    return {
+        "run_id": found.run_id,
+        "version": found.version,
+        "finished": record.get("finished"),
+        "current": int(current),
+        "hparams": json.dumps(record["hparams"], sort_keys=True),
+        **{key: provenance.get(key) for key in ("git_commit", "lock_sha256", "torch", "host", "slurm_job_id")},
+        "git_dirty": None if provenance.get("git_dirty") is None else int(provenance["git_dirty"]),
+        "device": record.get("device"),
+        "data_checksum": record.get("data", {}).get("checksum"),
+        "code": json.dumps(record.get("code", {}), sort_keys=True),
+        "best_val_acc": record.get("best_val_acc"),
+        "best_val_loss": record.get("best_val_loss"),
+        "test_acc": (found.evaluation or {}).get("test_accuracy"),
+        "train_seconds": record.get("train_seconds"),
+        "weights": str(found.folder / WEIGHTS) if found.has_weights else None,
+    }
+
+
+def build_registry(
+    runs_dir: Path,
+    run_ids: list[str],
+    database: Path,
+    provenance_csv: Path,
+    history_dir: Path | None = None,
+    keep_weights: str = "all",
+) -> int:
+    """Write the registry (the current runs, and every version the history keeps, its passes and tags) and a
+    provenance table for the report; record the current versions as a pass; return the number of runs.
+
+    With ``keep_weights: tagged``, the weights of versions neither current nor tagged are deleted first.
+    """
     runs, _ = load_runs(runs_dir, run_ids)
-    rows = [run_row(run) for run in runs]
+    rows = [run_row(run) | {"version": run.run_config.get("version")} for run in runs]
+    current = {row["run_id"]: row["version"] for row in rows if row["version"]}
+    history = load_versions(history_dir) if history_dir else {}
+    if history_dir is not None:
+        record_pass(history_dir, current)
+        if keep_weights == "tagged":
+            prune_weights(history, current, load_tags(history_dir))
     with atomic_path(database) as tmp:
         connection = sqlite3.connect(tmp)
         try:
-            columns = ", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS.items())
-            connection.execute(f"CREATE TABLE runs ({columns})")
-            connection.execute(
-                "CREATE TABLE epochs (run_id TEXT REFERENCES runs(run_id), epoch INTEGER, metric TEXT, value REAL,"
-                " PRIMARY KEY (run_id, epoch, metric))"
-            )
-            placeholders = ", ".join(f":{name}" for name in RUN_COLUMNS)
+            connection.executescript(SCHEMA)
+            placeholders = ", ".join(f":{name}" for name in [*RUN_COLUMNS, "version"])
             connection.executemany(f"INSERT INTO runs VALUES ({placeholders})", rows)
+            versions = [found for by_version in history.values() for found in by_version.values()]
+            placeholders = ", ".join(f":{name}" for name in VERSION_COLUMNS)
             connection.executemany(
-                "INSERT INTO epochs VALUES (?, ?, ?, ?)",
-                [
-                    (run.run_id, int(epoch_row["epoch"]), metric, float(epoch_row[metric]))
-                    for run in runs
-                    for _, epoch_row in run.metrics.iterrows()
-                    for metric in EPOCH_METRICS
-                ],
+                f"INSERT INTO versions VALUES ({placeholders})",
+                (version_row(found, current.get(found.run_id) == found.version) for found in versions),
             )
+            connection.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?)", _epoch_rows(runs, versions))
+            if history_dir is not None:
+                _insert_sets(connection, "passes", "pass_runs", "number", load_passes(history_dir))
+                _insert_sets(connection, "tags", "tag_runs", "name", load_tags(history_dir).values())
             connection.commit()
         finally:
             connection.close()
@@ -110,3 +183,30 @@ def build_registry(runs_dir: Path, run_ids: list[str], database: Path, provenanc
         provenance.to_csv(tmp, index=False)
     write_html_table(provenance, provenance_csv.with_suffix(".html"), "Provenance of each run")
     return len(rows)
+
+
+def _epoch_rows(runs: list, versions: list[Version]):
+    """Every (run, version, epoch, metric) the history keeps, and those of current runs it does not (a run
+    trained before runs had versions)."""
+    kept = {(found.run_id, found.version) for found in versions}
+    for found in versions:
+        for row in found.record.get("metrics", []):
+            for metric in EPOCH_METRICS:
+                yield found.run_id, found.version, int(row["epoch"]), metric, float(row[metric])
+    for run in runs:
+        version = run.run_config.get("version") or ""
+        if (run.run_id, version) in kept:
+            continue
+        for row in run.metrics.to_dict("records"):
+            for metric in EPOCH_METRICS:
+                yield run.run_id, version, int(row["epoch"]), metric, float(row[metric])
+
+
+def _insert_sets(connection: sqlite3.Connection, table: str, members: str, key: str, sets) -> None:
+    """Passes or tags: one row each, and one row per run version they name."""
+    for found in sets:
+        connection.execute(f"INSERT INTO {table} VALUES (?, ?)", (found[key], found["created"]))
+        connection.executemany(
+            f"INSERT INTO {members} VALUES (?, ?, ?)",
+            [(found[key], run_id, version) for run_id, version in found["runs"].items()],
+        )

@@ -56,3 +56,22 @@ def seed_statistics(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     table = table.reset_index(drop=True)
     table.insert(1, "rank", range(1, len(table) + 1))
     return table
+
+
+def difference_of_means(current: pd.Series, baseline: pd.Series) -> dict:
+    """``current`` mean minus ``baseline`` mean, its 95% Welch interval (unequal variances, Welch-Satterthwaite
+    degrees of freedom) and the two-sided p-value of Welch's t-test; interval and p need n >= 2 on each side."""
+    current, baseline = current.dropna(), baseline.dropna()
+    n_current, n_baseline = len(current), len(baseline)
+    difference = float(current.mean() - baseline.mean())
+    result = {"diff": difference, "diff_ci95_low": math.nan, "diff_ci95_high": math.nan, "p_value": math.nan}
+    if n_current < 2 or n_baseline < 2:
+        return result
+    share_current, share_baseline = current.var(ddof=1) / n_current, baseline.var(ddof=1) / n_baseline
+    variance = share_current + share_baseline
+    if variance == 0:  # every seed gave the same number on both sides: no spread to test against
+        return result | {"diff_ci95_low": difference, "diff_ci95_high": difference}
+    freedom = variance**2 / (share_current**2 / (n_current - 1) + share_baseline**2 / (n_baseline - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, freedom)) * math.sqrt(variance)
+    p_value = float(stats.ttest_ind(current, baseline, equal_var=False).pvalue)
+    return result | {"diff_ci95_low": difference - half, "diff_ci95_high": difference + half, "p_value": p_value}

@@ -1,7 +1,8 @@
 """Pack a finished study into one archive with a manifest of checksums.
 
-In: the results folder's tables, plots, report, registry and logs, and of each run its metrics,
-configs, evaluation, TensorBoard events and best checkpoint. Out: the raw and processed data and
+In: the results folder's tables, plots, report, registry and logs, of each run its metrics,
+configs, evaluation, TensorBoard events and best checkpoint, and the history: every version's record and
+evaluation, the passes, the tags, and the weights of tagged versions. Out: the raw and processed data and
 the resumable checkpoints, which can be made again. ``MANIFEST.sha256`` inside the archive checks
 with ``sha256sum -c MANIFEST.sha256`` after unpacking.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from mlpipe.history.passes import archived_history
 from mlpipe.io import atomic_path
-from mlpipe.layout import SITE_RECORD_NAME, RunFiles
+from mlpipe.layout import HISTORY_DIR_NAME, SITE_RECORD_NAME, RunFiles
 from mlpipe.study.status import unfinished
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ RUN_FOLDERS = ("tensorboard",)
 TOP_FILES = (
     "summary.csv",
     "comparison.csv",
+    "comparison_baseline.csv",
     "resources.csv",
     "provenance.csv",
     "excluded_runs.csv",
@@ -53,7 +56,7 @@ def study_files(results_dir: Path, run_ids: list[str]) -> list[Path]:
         files += [getattr(run, kind) for kind in RUN_FILES if getattr(run, kind).is_file()]
         for kind in RUN_FOLDERS:
             files += sorted(path for path in getattr(run, kind).rglob("*") if path.is_file())
-    return files
+    return files + archived_history(results_dir / HISTORY_DIR_NAME)
 
 
 def archive_study(results_dir: Path, run_ids: list[str], config: dict, destination: Path) -> Path:
