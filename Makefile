@@ -25,7 +25,7 @@ INSTALLED := $(TORCH_STAMP)$(TORCH_BUILD)
 TEST_INSTALLED := $(VENV)/.installed-test
 LOCK_OPTIONS = --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' --quiet
 
-.PHONY: setup setup-test run report archive status tag history test lint lock benchmark clean
+.PHONY: setup setup-test run report archive smoke status tag history test lint lock benchmark clean
 
 setup: $(INSTALLED)  ## what running needs
 
@@ -58,6 +58,9 @@ report: setup
 
 archive: report  ## pack the finished study: make archive DEST=/fs/ess/PAS1234/archives
 	snakemake --cores 1 archive $(if $(DEST),--config archive='{destination: $(DEST)}')
+
+smoke: setup  ## test small first: the study in miniature, then what passed: make smoke [PROFILE=profiles/osc]
+	python scripts/smoke.py $(if $(PROFILE),--profile $(PROFILE),--cores $(CORES)) $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
 status: setup  ## where each run stands while a study runs: make status [CONFIGFILE=my-study.yaml]
 	python scripts/status.py $(if $(CONFIGFILE),--configfile $(CONFIGFILE))

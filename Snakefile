@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/smoke.smk"
 
 
 # Small jobs run where Snakemake runs (on a cluster: the login node) rather than wait in a queue:

@@ -17,9 +17,10 @@ def main() -> None:
     parser.add_argument("--provenance", type=Path, required=True, help="output: provenance.csv")
     parser.add_argument("--history-dir", type=Path, default=None, help="every version of every run (mlpipe.history)")
     parser.add_argument("--keep-weights", choices=("all", "tagged"), default="all", help="history.keep_weights")
+    parser.add_argument("--profile", type=Path, default=None, help="the study's resource profile (mlpipe.requests)")
     args = parser.parse_args()
     count = build_registry(
-        args.runs_dir, args.run_ids, args.database, args.provenance, args.history_dir, args.keep_weights
+        args.runs_dir, args.run_ids, args.database, args.provenance, args.history_dir, args.keep_weights, args.profile
     )
     logging.getLogger("mlpipe").info("registry of %d runs in %s", count, args.database)
 

@@ -14,13 +14,15 @@ def main() -> None:
     parser.add_argument("--run-ids", type=json.loads, required=True, help="JSON list of run ids")
     parser.add_argument("--swept", type=json.loads, required=True, help="JSON list of swept hyperparameters")
     parser.add_argument("--study", type=json.loads, required=True, help="the study's folders and dataset, as JSON")
-    for name in ("summary", "comparison", "resources", "excluded", "best-config"):  # tables also get an .html page
+    # The tables also get an .html page beside them.
+    for name in ("summary", "comparison", "resources", "cost", "excluded", "best-config"):
         parser.add_argument(f"--{name}", type=Path, required=True, help="output file")
     args = parser.parse_args()
     outputs = {
         "summary": args.summary,
         "comparison": args.comparison,
         "resources": args.resources,
+        "cost": args.cost,
         "excluded": args.excluded,
         "best_config": args.best_config,
     }

@@ -8,6 +8,7 @@ The workflow runs with `snakemake --profile profiles/osc`, changed only through 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -135,6 +136,24 @@ def test_debug_queue_moves_jobs_to_debug_partitions_with_the_one_hour_cap(osc_wo
     assert result.returncode == 0, result.stderr
     assert "slurm_partition=gpudebug" in result.stdout and "slurm_partition=debug-cpu" in result.stdout
     assert "runtime=60," in result.stdout and "runtime=300" not in result.stdout
+
+
+def test_a_smoke_test_under_the_profile_goes_to_the_debug_partitions(osc_workflow, tmp_path):
+    edit_config(osc_workflow, {"train_job": {"runtime": 300}})
+    result = run(osc_workflow, osc_env(None, tmp_path), "--profile", "profiles/osc", "-n", "--config", "smoke=true")
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("rule ")[1:]
+    rules = {block.split(":")[0] for block in blocks}
+    assert {"train", "smoke_step", "preprocess", "download", "evaluate"} <= rules
+    for block in blocks:
+        if block.startswith("train:"):
+            assert "slurm_partition=gpudebug" in block and "runtime=60," in block  # the debug queue's cap
+        elif block.startswith("smoke_step:"):
+            assert "slurm_partition=gpudebug" in block and "gpu=1," in block
+        elif "slurm_partition=" in block:
+            assert "slurm_partition=debug-cpu" in block
+    assert f"--state-dir {tmp_path}/data/checkpoints/smoke/" in result.stdout
+    assert f"--processed-dir {tmp_path}/data/smoke/processed/digits " in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -727,3 +746,54 @@ def test_a_snakemake_killed_while_its_jobs_train_costs_only_the_wait(slurm, slur
     schedule.write_text(schedule.read_text() + "\n# an edit\n")
     edited = run(osc_workflow, env, "--profile", "profiles/osc", "-n", "--quiet", "rules")
     assert re.search(r"^train\s+3$", edited.stdout, re.M), edited.stdout
+
+
+def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(slurm, slurm_study, osc_workflow):
+    # train_job.runtime and mem_mb: auto. The first sweep asks for the unmeasured figures; what its runs used
+    # (the registry job keeps it in results/resource_profile.json) sizes the second sweep's requests.
+    train_job = {"runtime": "auto", "mem_mb": "auto", "unmeasured_runtime": 30, "unmeasured_mem_mb": 1500}
+    with_own_checkpoints(
+        osc_workflow,
+        {
+            "train": {"epochs": 4, "batch_size": 32},
+            "sweep": {"grid": {"lr": [0.05, 0.1]}, "seeds": [0]},
+            "train_job": train_job | {"signal_before_walltime": 30},
+        },
+    )
+    env = osc_env(slurm, slurm_study.scratch)
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    first = run(osc_workflow, env, "--profile", "profiles/osc", *FAST_STATUS)
+    assert first.returncode == 0, first.stderr[-5000:]
+    first_jobs = attempts_of(slurm, "train", before)
+    assert [job["TimelimitRaw"] for job in first_jobs] == ["30", "30"] and {job["ReqMem"] for job in first_jobs} == {
+        "1500M"
+    }
+    used_minutes = max(math.ceil(int(job["ElapsedRaw"]) / 60) for job in first_jobs)
+    peaks = [
+        json.loads((osc_workflow / "results" / "runs" / run_id / "run_info.json").read_text())["usage"][
+            "peak_host_memory_mb"
+        ]
+        for run_id in ("lr-0.05_seed-0", "lr-0.1_seed-0")
+    ]
+
+    edit_config(osc_workflow, {"sweep": {"grid": {"lr": [0.2, 0.3]}}})
+    planned = run(osc_workflow, env, "--profile", "profiles/osc", "-n")
+    said = planned.stdout + planned.stderr
+    assert planned.returncode == 0 and "learned from 2 finished run(s): " in said, said[-3000:]
+    expected_hours = float(re.search(r"and should use about ([0-9.e-]+) GPU-hours", said)[1])
+
+    before = {job["JobID"] for job in slurm.sacct("JobID")}
+    second = run(osc_workflow, env, "--profile", "profiles/osc", *FAST_STATUS)
+    assert second.returncode == 0, second.stderr[-5000:]
+    second_jobs = attempts_of(slurm, "train", before)
+    assert len(second_jobs) == 2 and all(job["State"] == "COMPLETED" for job in second_jobs)  # none timed out
+    for job in second_jobs:
+        assert int(job["TimelimitRaw"]) <= 2 * used_minutes, (job, used_minutes)
+        assert job["ReqMem"] == f"{max(1000, math.ceil(max(peaks) * 1.5 / 100) * 100)}M"
+    # The dry run's estimate of what the sweep would use, against what the report says it used.
+    cost = pd.read_csv(osc_workflow / "results" / "cost.csv").set_index("attempts")
+    used_hours = cost.loc["all", "gpu_hours_used"]
+    assert abs(expected_hours - used_hours) <= 0.2 * used_hours, (expected_hours, used_hours)
+    assert cost.loc["first attempts", "gpu_hours_requested"] == pytest.approx(
+        sum(int(job["TimelimitRaw"]) for job in second_jobs) / 60
+    )

@@ -101,6 +101,24 @@ def test_preprocess_writes_every_example_once_with_train_only_statistics(tmp_pat
     )
 
 
+def test_a_subset_keeps_as_many_samples_of_each_class_and_is_a_part_of_the_full_split(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(900, 4, 4), dtype=np.uint8)
+    labels = (np.arange(900) % 3).astype(np.uint8)
+    write_raw_dataset(tmp_path / "raw", images, labels, ["a", "b", "c"])
+    split = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 4}
+    preprocess_dataset(tmp_path / "raw", tmp_path / "full", split)
+    meta = preprocess_dataset(tmp_path / "raw", tmp_path / "small", split | {"subset": 30})
+    assert meta["counts"] == {"train": 30, "val": 15, "test": 15} and meta["subset"] == 30
+    for name in ("train", "val", "test"):
+        kept, whole = (np.load(tmp_path / folder / f"{name}_images.npy") for folder in ("small", "full"))
+        kept_labels = np.load(tmp_path / "small" / f"{name}_labels.npy")
+        assert np.bincount(kept_labels).tolist() == [len(kept_labels) // 3] * 3  # as many of each class
+        assert {image.tobytes() for image in kept} <= {image.tobytes() for image in whole}  # same split, fewer
+    again = preprocess_dataset(tmp_path / "raw", tmp_path / "again", split | {"subset": 30})
+    assert again["checksums"] == meta["checksums"]  # the same samples every time
+
+
 def test_labels_outside_the_class_list_are_refused(tmp_path):
     write_raw_dataset(
         tmp_path / "raw", np.zeros((4, 2, 2), np.uint8), np.array([0, 1, 2, 5], np.uint8), ["a", "b", "c"]

@@ -19,9 +19,15 @@ EXPECTED = {
         "learning curves": "figure",
         "test accuracy per sweep value": "figure",
         "confusion matrix of the best configuration": "figure",
+        "current pass against its baseline": "table",
+        "each configuration before and after": "figure",
     },
     "Runs": {"every run": "table", "runs left out": "table"},
-    "Resources": {"asked for and used, per run": "table", "time and throughput per run": "figure"},
+    "Resources": {
+        "asked for and used, per run": "table",
+        "GPU-hours asked for and used": "table",
+        "time and throughput per run": "figure",
+    },
     "Provenance": {"code, packages and machine of each run": "table"},
 }
 
@@ -132,6 +138,8 @@ def test_every_report_item_renders(browser, report, category):
             text = wait_for(lambda: shown_table_text(browser))
             if name == "runs left out":
                 assert "None: every run's files were complete and readable." in text
+            elif name == "GPU-hours asked for and used":  # of the whole study
+                assert "first attempts" in text and "retries" in text and "gpu_hours_used" in text
             else:
                 assert "lr-0.05_seed-0" in text or "lr=0.05" in text, name
     screenshot = report.parent / f"report-{category}.png"

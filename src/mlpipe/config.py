@@ -190,6 +190,7 @@ def preprocess_settings(dataset: Mapping) -> dict:
         {key: dataset[key] for key in ("val_fraction", "test_fraction", "split_seed")}
         | {"image_folder": {key: folder[key] for key in ("size", "channels", "skip_corrupt")}}
         | custom
+        | ({"subset": dataset["subset"]} if dataset["subset"] else {})
     )
 
 
@@ -328,7 +329,9 @@ def _plain_scalar(text: str) -> Any:
 
 
 def _schema_takes(schema: Mapping, scalar: Any) -> bool:
-    """Whether ``schema``'s type or enum takes ``scalar`` (type-exact: True is not 1)."""
+    """Whether ``schema``'s type or enum (or one of its ``anyOf``) takes ``scalar`` (type-exact: True is not 1)."""
+    if "anyOf" in schema:
+        return any(_schema_takes(option, scalar) for option in schema["anyOf"])
     if "enum" in schema:
         return any(type(option) is type(scalar) and option == scalar for option in schema["enum"])
     types = schema.get("type", [])
@@ -369,7 +372,19 @@ def _one_line(error: jsonschema.exceptions.ValidationError) -> str:
         return f"{key}: unknown key(s) {unknown}; allowed: {allowed}"
     if error.validator == "enum":
         return f"{key}: {error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "anyOf":
+        allowed = " or ".join(_allowed(option) for option in error.validator_value)
+        return f"{key}: {error.instance!r} is not allowed; allowed: {allowed}"
     return f"{key}: {error.message}"
+
+
+def _allowed(schema: Mapping) -> str:
+    """What one option of an ``anyOf`` takes, in words: ``auto``, ``a whole number of at least 1``."""
+    if "enum" in schema:
+        return ", ".join(map(str, schema["enum"]))
+    kinds = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false"}
+    text = kinds.get(schema.get("type"), str(schema.get("type")))
+    return f"{text} of at least {schema['minimum']}" if "minimum" in schema else text
 
 
 def _validator_with_defaults(schema: Mapping) -> jsonschema.protocols.Validator:

@@ -7,6 +7,7 @@ rule summarize:
         summary=results("summary.csv"),
         comparison=results("comparison.csv"),
         resources=results("resources.csv"),
+        cost=results("cost.csv"),
         excluded=results("excluded_runs.csv"),
         summary_page=report(
             results("summary.html"),
@@ -25,6 +26,12 @@ rule summarize:
             caption="../report/resources.rst",
             category="Resources",
             labels={"name": "asked for and used, per run"},
+        ),
+        cost_page=report(
+            results("cost.html"),
+            caption="../report/cost.rst",
+            category="Resources",
+            labels={"name": "GPU-hours asked for and used"},
         ),
         excluded_page=report(
             results("excluded_runs.html"),
@@ -58,7 +65,8 @@ rule summarize:
         "python scripts/summarize.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q} --swept {params.swept:q}"
         " --study {params.study:q}"
         " --summary {output.summary:q} --comparison {output.comparison:q}"
-        " --resources {output.resources:q} --excluded {output.excluded:q} --best-config {output.best_config:q}"
+        " --resources {output.resources:q} --cost {output.cost:q} --excluded {output.excluded:q}"
+        " --best-config {output.best_config:q}"
         " > {log:q} 2>&1"
 
 
@@ -88,11 +96,13 @@ rule registry:
         run_ids=json.dumps(list(RUNS)),
         history_dir=folder(HISTORY_DIR),
         keep_weights=config["history"]["keep_weights"],
+        profile=folder(RESULTS / PROFILE_NAME),
         code=rule_code("registry"),
     shell:
         "python scripts/registry.py --runs-dir {params.runs_dir:q} --run-ids {params.run_ids:q}"
         " --database {output.database:q} --provenance {output.provenance:q}"
-        " --history-dir {params.history_dir:q} --keep-weights {params.keep_weights:q} > {log:q} 2>&1"
+        " --history-dir {params.history_dir:q} --keep-weights {params.keep_weights:q}"
+        " --profile {params.profile:q} > {log:q} 2>&1"
 
 
 rule compare:

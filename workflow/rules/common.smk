@@ -52,7 +52,11 @@ from mlpipe.recovery.snakemake_state import (
     take_over_earlier_jobs,
 )
 from mlpipe.hparams import hparams_digest
+from mlpipe.requests.estimate import describe_requests, plan_requests
+from mlpipe.requests.profile import PROFILE_NAME
+from mlpipe.requests.sources import gather_measurements
 from mlpipe.rule_code import rule_code
+from mlpipe.smoke.plan import SMOKE_FOLDER, STEP_MINUTES, STEPS_FOLDER, miniature
 from mlpipe.user_sources import source_parameter
 
 PROJECT = Path(workflow.basedir).name
@@ -69,6 +73,9 @@ try:
             workflow.source_path("../schemas/config.schema.yaml")
         ),
     )
+    # `smoke: true` (make smoke): the study in miniature, in folders of its own (mlpipe.smoke).
+    SMOKE = config["smoke"]
+    RUNS, PROBES = miniature(config, RUNS) if SMOKE else (RUNS, {})
     INVOCATION = read_invocation(sys.argv)
     SITE_RECORD = Path(config["results_dir"]) / SITE_RECORD_NAME
     SITE_CHOICE = choose_site(
@@ -78,6 +85,9 @@ try:
         record_file=SITE_RECORD,
         project=PROJECT,
         base_dir=Path(workflow.basedir),
+        prefer_queue=(
+            "debug" if SMOKE else None
+        ),  # the site's debug partitions, where the cluster has them
     )
     SITE = SITE_CHOICE.site
     check_baseline(
@@ -111,7 +121,7 @@ ARCHIVE_FILE = str(mlpipe_config.archive_file(config["archive"], PROJECT))
 # After a Snakemake died (a killed tmux, a login node's reboot), what it left queued or running ends first
 # and only then is anything planned: no run is submitted again while its first job may still train it.
 # On a site its SLURM jobs are asked for (squeue); locally, trainers that still hold their runs.
-if workflow.is_main_process and INVOCATION is not None:
+if workflow.is_main_process and INVOCATION is not None and not SMOKE:
 
     def leftovers():
         state_dirs = {} if SITE else {run: CHECKPOINT_ROOT / run for run in RUNS}
@@ -152,6 +162,26 @@ except SplitError as error:
     sys.exit(f"config error: {error}")
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
+# What each train job asks a site for: configured, or with `auto` learned from what runs of its cost class
+# used (mlpipe.requests). Locally nothing is enforced: the figures for unmeasured runs stand in.
+REQUESTS = (
+    plan_requests(
+        RUNS,
+        DATASET,
+        TRAIN_GPUS,
+        SITE.partition(TRAIN_GPUS),
+        config["train_job"],
+        gather_measurements(
+            RESULTS,
+            PROCESSED_DIR,
+            RESULTS / SMOKE_FOLDER,
+            DATA_ROOT / SMOKE_FOLDER / "processed" / DATASET,
+            config["dataset"],
+        ),
+    )
+    if SITE
+    else {}
+)
 
 # Jobs get the checkout's package on PYTHONPATH, and settings that do not change results in the
 # environment rather than as params, so that changing them never reruns a finished run: the tracking
@@ -256,6 +286,7 @@ def final_outputs():
         *rules.registry.output,
         *rules.plot.output,
         *rules.compare.output,
+        *expand(results(f"{STEPS_FOLDER}/{{probe}}.json"), probe=PROBES),  # smoke.smk
     )
 
 
@@ -278,20 +309,40 @@ LOCAL_TMPDIR = (
 def job_resources(mem_mb, runtime, gpus=0, signal_before_walltime=None):
     """A job's generic needs; on a cluster with memory and walltime growing with each attempt, and its
     partition, account and node, and the signal that asks it to checkpoint before its walltime.
+
+    ``mem_mb`` and ``runtime`` are numbers, or functions of the job's wildcards (a train job's learned request).
     """
     if not SITE:
         # Nothing enforces memory or walltime locally: plain numbers, which also spare Snakemake a function
         # call per job.
         return {"mem_mb": mem_mb, "runtime": runtime, "gpu": gpus, **LOCAL_TMPDIR}
+
+    def first_attempt(value, wildcards):
+        return value(wildcards) if callable(value) else value
+
     resources = {
-        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
-        "runtime": lambda wildcards, attempt: SITE.runtime(runtime * attempt),
+        "mem_mb": lambda wildcards, attempt: first_attempt(mem_mb, wildcards) * attempt,
+        "runtime": lambda wildcards, attempt: SITE.runtime(
+            first_attempt(runtime, wildcards) * attempt
+        ),
         "gpu": gpus,
         **SITE.slurm_resources(gpus),
     }
     if signal_before_walltime:
         resources["slurm_extra"] = f"--signal=USR1@{signal_before_walltime}"
     return resources
+
+
+def train_request(field):
+    """A train job's ``minutes`` or ``mem_mb``: per run on a site, the unmeasured figure (or the configured one)
+    locally."""
+    if SITE:
+        return lambda wildcards: getattr(REQUESTS[wildcards.run], field)
+    configured = config["train_job"]["runtime" if field == "minutes" else "mem_mb"]
+    unmeasured = config["train_job"][
+        "unmeasured_runtime" if field == "minutes" else "unmeasured_mem_mb"
+    ]
+    return unmeasured if configured == "auto" else configured
 
 
 def env_modules():
@@ -310,7 +361,8 @@ if SITE:
         logger.info(
             f"(recorded in {SITE_RECORD} by the run with {SITE_CHOICE.selected_with})"
         )
-    logger.info(SITE.cost(len(RUNS), TRAIN_GPUS, config["train_job"]["runtime"]))
+    for line in describe_requests(RUNS, REQUESTS, TRAIN_GPUS):
+        logger.info(line)
 
 
 onstart:
@@ -331,6 +383,7 @@ onstart:
                 ),
             )
         # Jobs of an earlier Snakemake that finished after it died count as done, as if it had lived.
-        take_over_earlier_jobs(workflow, logger.info)
+        if not SMOKE:
+            take_over_earlier_jobs(workflow, logger.info)
     except (SiteError, JobsChangedError) as error:
         sys.exit(f"config error: {error}")

@@ -15,8 +15,8 @@ rule train:
     threads: train_threads()
     resources:
         **job_resources(
-            mem_mb=config["train_job"]["mem_mb"],
-            runtime=config["train_job"]["runtime"],
+            mem_mb=train_request("mem_mb"),
+            runtime=train_request("minutes"),
             gpus=TRAIN_GPUS,
             signal_before_walltime=config["train_job"]["signal_before_walltime"],
         ),

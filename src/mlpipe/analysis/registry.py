@@ -22,6 +22,7 @@ from mlpipe.history.passes import load_passes, load_tags, prune_weights, record_
 from mlpipe.history.store import WEIGHTS, Version, load_versions
 from mlpipe.io import atomic_path
 from mlpipe.layout import METRIC_COLUMNS
+from mlpipe.requests.profile import run_sample, update_profile
 
 RUN_COLUMNS = {
     "run_id": "TEXT PRIMARY KEY",
@@ -144,13 +145,21 @@ def build_registry(
     provenance_csv: Path,
     history_dir: Path | None = None,
     keep_weights: str = "all",
+    profile: Path | None = None,
 ) -> int:
     """Write the registry (the current runs, and every version the history keeps, its passes and tags) and a
     provenance table for the report; record the current versions as a pass; return the number of runs.
 
-    With ``keep_weights: tagged``, the weights of versions neither current nor tagged are deleted first.
+    With ``keep_weights: tagged``, the weights of versions neither current nor tagged are deleted first. With
+    ``profile``, what each finished run used joins the study's resource profile (mlpipe.requests).
     """
     runs, _ = load_runs(runs_dir, run_ids)
+    if profile is not None:
+        samples = [(run, run_sample(run.run_config, run.info)) for run in runs]
+        update_profile(
+            profile,
+            ((sample[0], run.run_config.get("version") or run.run_id, sample[1]) for run, sample in samples if sample),
+        )
     rows = [run_row(run) | {"version": run.run_config.get("version")} for run in runs]
     current = {row["run_id"]: row["version"] for row in rows if row["version"]}
     history = load_versions(history_dir) if history_dir else {}

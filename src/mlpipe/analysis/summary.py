@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # A request counts as oversized when the run used less than this share of it.
 OVERSIZED_BELOW = 0.25
+COST_ROWS = ("first attempts", "retries", "all")
 
 
 def run_table(runs: list[Run], swept: list[str]) -> pd.DataFrame:
@@ -80,6 +81,33 @@ def resource_table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cost_table(runs: list[Run]) -> pd.DataFrame:
+    """GPU-hours the study's train jobs asked SLURM for and used: first attempts, retries, and all of them."""
+    totals = {kind: {"jobs": 0, "gpu_hours_requested": 0.0, "gpu_hours_used": 0.0} for kind in COST_ROWS}
+    for run in runs:
+        for attempt in _attempts(run):
+            gpus = attempt["requested"].get("gpus") or 0
+            minutes = attempt["requested"].get("runtime_minutes") or 0
+            for kind in ("first attempts" if attempt["attempt"] == 1 else "retries", "all"):
+                totals[kind]["jobs"] += 1
+                totals[kind]["gpu_hours_requested"] += gpus * minutes / 60
+                totals[kind]["gpu_hours_used"] += gpus * (attempt["wall_seconds"] or 0) / 3600
+    rows = [{"attempts": kind, **values} for kind, values in totals.items()]
+    for row in rows:
+        asked = row["gpu_hours_requested"]
+        row["used_share"] = row["gpu_hours_used"] / asked if asked else None
+    return pd.DataFrame(rows)
+
+
+def _attempts(run: Run) -> list[dict]:
+    """The run's attempts as its run_info.json logs them (a record from before the log: its one attempt)."""
+    logged = run.info.get("attempt_log")
+    if logged:
+        return [attempt | {"requested": attempt.get("requested") or {}} for attempt in logged]
+    usage = run.info.get("usage", {})
+    return [{"attempt": 1, "requested": run.info.get("requested") or {}, "wall_seconds": usage.get("wall_seconds")}]
+
+
 def best_config(runs: list[Run], comparison: pd.DataFrame, swept: list[str]) -> dict:
     """Config keys that turn the workflow config into the best configuration (for ``--configfile``).
 
@@ -136,6 +164,7 @@ def summarize_sweep(
     write_table(summary, out["summary"], "Every run")
     write_table(comparison, out["comparison"], "Configurations over seeds, best first")
     write_table(resource_table(runs), out["resources"], "Asked for and used, per run")
+    write_table(cost_table(runs), out["cost"], "GPU-hours of the study: asked for and used")
     write_table(
         pd.DataFrame(excluded, columns=["run_id", "reason"]),
         out["excluded"],

@@ -61,10 +61,12 @@ def choose_site(
     record_file: Path,
     project: str,
     base_dir: Path,
+    prefer_queue: str | None = None,
 ) -> SiteChoice:
-    """The site this run maps its jobs onto (see the module docstring for the order)."""
+    """The site this run maps its jobs onto (see the module docstring for the order); ``prefer_queue`` as in
+    :func:`mlpipe.cluster.site.load_site`."""
     if config_site:
-        site = load_site(base_dir / config_site, environ, project)
+        site = load_site(base_dir / config_site, environ, project, prefer_queue)
         return SiteChoice(site, "config", f"--config site={config_site}")
     if environ.get(SITE_ENV):
         return SiteChoice.from_json(environ[SITE_ENV], "submitting Snakemake")
@@ -72,7 +74,8 @@ def choose_site(
     with_site = [(typed, folder) for typed, folder in profiles.items() if (folder / SITE_FILE_NAME).is_file()]
     if with_site:
         typed, folder = with_site[-1]
-        return SiteChoice(load_site(folder / SITE_FILE_NAME, environ, project), "profile", f"--profile {typed}")
+        site = load_site(folder / SITE_FILE_NAME, environ, project, prefer_queue)
+        return SiteChoice(site, "profile", f"--profile {typed}")
     if invocation is not None and invocation.submits_jobs:
         named = f" ({', '.join(profiles)} has no {SITE_FILE_NAME})" if profiles else ""
         raise SiteError(

@@ -56,14 +56,6 @@ class Site:
         """A walltime request, capped at what the queue allows."""
         return min(minutes, self.max_runtime)
 
-    def cost(self, runs: int, gpus: int, runtime: int) -> str:
-        """The GPU-hours a sweep asks for on first attempts: an upper bound (runs that end early pay less)."""
-        minutes = self.runtime(runtime)
-        return (
-            f"the sweep asks for at most {runs * gpus * minutes / 60:g} GPU-hours on first attempts: "
-            f"{runs} runs x {gpus} GPU(s) x {minutes} min"
-        )
-
     def describe(self) -> str:
         return (
             f"{self.name} {self.cluster} ({self.queue} queue): CPU jobs on {self.cpu_partition}, GPU jobs on "
@@ -97,8 +89,9 @@ def _plain(value):
     return value
 
 
-def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -> Site:
-    """Read ``site_file`` and resolve it with the user's environment."""
+def load_site(site_file: str | Path, environ: Mapping[str, str], project: str, prefer_queue: str | None = None) -> Site:
+    """Read ``site_file`` and resolve it with the user's environment; ``prefer_queue`` (a smoke test's ``debug``)
+    replaces the queue the environment selects on a cluster that has it."""
     path = Path(site_file)
     if not path.is_file():
         raise SiteError(f"site: no site file {path}")
@@ -128,6 +121,8 @@ def load_site(site_file: str | Path, environ: Mapping[str, str], project: str) -
     cluster_spec = spec["clusters"][cluster]
 
     queue = (env("queue") or "normal").lower()
+    if prefer_queue in cluster_spec["queues"]:
+        queue = prefer_queue
     if queue not in cluster_spec["queues"]:
         raise SiteError(
             f"{names['queue']}={queue}: no such queue on {cluster}; allowed: {', '.join(cluster_spec['queues'])}"

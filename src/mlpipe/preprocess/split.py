@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 TRAIN, VAL, TEST = 0, 1, 2
+DROPPED = -1  # left out of every split (dataset.subset)
 SPLIT_NAMES = {VAL: "validation", TEST: "test"}
 
 
@@ -55,13 +56,41 @@ def assign_source_splits(
     )
 
 
+def keep_subset(
+    labels_by_source: dict[str, np.ndarray], assignment: dict[str, np.ndarray], train_samples: int, seed: int
+) -> dict[str, np.ndarray]:
+    """An assignment that keeps about ``train_samples`` training examples, spread evenly over the classes
+    (``ceil(train_samples / classes)`` each), and half as many per class in validation and test; the rest DROPPED.
+
+    Which examples stay is drawn from ``seed``, so the subset is as reproducible as the split.
+    """
+    num_classes = 1 + max((int(labels.max()) for labels in labels_by_source.values() if len(labels)), default=0)
+    per_class = {TRAIN: -(-train_samples // num_classes)}
+    per_class |= {VAL: max(1, per_class[TRAIN] // 2), TEST: max(1, per_class[TRAIN] // 2)}
+    sources = list(labels_by_source)
+    labels = np.concatenate([labels_by_source[source] for source in sources])
+    codes = np.concatenate([assignment[source] for source in sources]).copy()
+    rng = np.random.Generator(np.random.PCG64(seed))
+    for target, limit in per_class.items():
+        for label in range(num_classes):
+            members = np.flatnonzero((codes == target) & (labels == label))
+            if len(members) > limit:
+                codes[rng.permutation(members)[limit:]] = DROPPED
+    kept, start = {}, 0
+    for source in sources:
+        kept[source] = codes[start : start + len(labels_by_source[source])]
+        start += len(labels_by_source[source])
+    return kept
+
+
 def split_counts(
     labels_by_source: dict[str, np.ndarray], assignment: dict[str, np.ndarray], num_classes: int
 ) -> np.ndarray:
     """Examples per (class, target split) of an assignment."""
     counts = np.zeros((num_classes, 3), dtype=np.int64)
     for source, labels in labels_by_source.items():
-        np.add.at(counts, (labels, assignment[source].astype(np.int64)), 1)
+        kept = assignment[source] != DROPPED
+        np.add.at(counts, (labels[kept], assignment[source][kept].astype(np.int64)), 1)
     return counts
 
 

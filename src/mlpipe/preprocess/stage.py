@@ -21,7 +21,7 @@ from mlpipe.layout import MANIFEST_NAME, META_NAME, SPLITS, processed_files, spl
 from mlpipe.preprocess.fractions import COUNTS_KEY, split_basis
 from mlpipe.preprocess.image_folder import decode_image_folder
 from mlpipe.preprocess.readers import open_reader
-from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split, split_counts
+from mlpipe.preprocess.split import TRAIN, assign_source_splits, check_split, keep_subset, split_counts
 from mlpipe.preprocess.statistics import channel_statistics
 from mlpipe.preprocess.user_dataset import read_user_dataset
 
@@ -38,6 +38,7 @@ def preprocess_dataset(
     manifest = read_json(raw_dir / MANIFEST_NAME)
     split = {key: dataset_config[key] for key in ("val_fraction", "test_fraction", "split_seed")}
     split["basis"] = split_basis(raw_dir, dataset_config)
+    split["subset"] = dataset_config.get("subset")
     if manifest["format"] not in ("image_folder", "custom"):
         return write_processed(open_reader(raw_dir, manifest), manifest, processed_dir, **split, chunk_size=chunk_size)
     processed_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,7 @@ def write_processed(
     test_fraction: float,
     split_seed: int,
     basis: str = "",
+    subset: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict:
     """Scatter the reader's chunks into split arrays (memory-mapped) and write meta.json last, with the class counts
@@ -78,6 +80,8 @@ def write_processed(
     check_split(
         split_counts(labels, assignment, num_classes), set(labels), manifest["classes"], val_fraction, test_fraction
     )
+    if subset:  # a smoke test's few hundred training samples
+        assignment = keep_subset(labels, assignment, subset, split_seed)
     positions, counts = _positions(assignment)
 
     statistics = channel_statistics(reader.dtype, reader.shape[0])  # of the training split only
@@ -119,6 +123,7 @@ def write_processed(
         "std": std,
         "counts": dict(zip(SPLITS, map(int, counts))),
         "split": {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "basis": basis},
+        **({"subset": subset} if subset else {}),
         COUNTS_KEY: {
             name: np.bincount(split_labels, minlength=num_classes).tolist() for name, split_labels in labels.items()
         },

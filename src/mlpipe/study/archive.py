@@ -32,6 +32,7 @@ TOP_FILES = (
     "comparison.csv",
     "comparison_baseline.csv",
     "resources.csv",
+    "cost.csv",
     "provenance.csv",
     "excluded_runs.csv",
     "best_config.yaml",

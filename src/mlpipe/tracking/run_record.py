@@ -44,6 +44,8 @@ class RunRecord:
             "requested": requested,
             "usage": {},
             "trackers": earlier.get("trackers", {}),
+            # One entry per attempt of this version of the run: what its job asked for and what it used.
+            "attempt_log": earlier.get("attempt_log", []) if earlier.get("status") != FINISHED else [],
         }
         if earlier.get("status") in (INTERRUPTED, RUNNING, FAILED):
             self.info["first_start_time"] = earlier.get("first_start_time", earlier.get("start_time"))
@@ -54,4 +56,11 @@ class RunRecord:
         write_json(self.path, self.info)
 
     def end(self, status: str, **fields) -> None:
-        self.update(status=status, end_time=now(), **fields)
+        usage = fields.get("usage", self.info["usage"])
+        attempt = {
+            "attempt": self.info["attempts"],
+            "status": status,
+            "requested": self.info["requested"],
+            "wall_seconds": usage.get("wall_seconds"),
+        }
+        self.update(status=status, end_time=now(), attempt_log=[*self.info["attempt_log"], attempt], **fields)
