@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from mlpipe.analysis.registry import build_registry
@@ -20,7 +21,14 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="the study's resource profile (mlpipe.requests)")
     args = parser.parse_args()
     count = build_registry(
-        args.runs_dir, args.run_ids, args.database, args.provenance, args.history_dir, args.keep_weights, args.profile
+        args.runs_dir,
+        args.run_ids,
+        args.database,
+        args.provenance,
+        args.history_dir,
+        args.keep_weights,
+        args.profile,
+        os.environ,
     )
     logging.getLogger("mlpipe").info("registry of %d runs in %s", count, args.database)
 

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from mlpipe.analysis.summary import summarize_sweep
@@ -26,7 +27,7 @@ def main() -> None:
         "excluded": args.excluded,
         "best_config": args.best_config,
     }
-    summarize_sweep(args.runs_dir, args.run_ids, args.swept, outputs, args.study)
+    summarize_sweep(args.runs_dir, args.run_ids, args.swept, outputs, args.study, os.environ)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_best_config_says_when_validation_loss_broke_a_tie(tmp_path):
     runs_dir = tmp_path / "runs"
     for index, (lr, loss) in enumerate([(0.1, 0.5), (0.1, 0.5), (0.2, 0.1), (0.2, 0.2)]):
         write_fake_run(runs_dir, index, lr=lr, best_val_loss=loss)
-    out = {name: tmp_path / f"{name}.csv" for name in ("summary", "comparison", "resources", "excluded")}
+    out = {name: tmp_path / f"{name}.csv" for name in ("summary", "comparison", "resources", "cost", "excluded")}
     out["best_config"] = tmp_path / "best_config.yaml"
     summarize_sweep(runs_dir, [f"run-{index}" for index in range(4)], ["lr"], out)
     text = out["best_config"].read_text()

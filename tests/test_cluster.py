@@ -748,6 +748,11 @@ def test_a_snakemake_killed_while_its_jobs_train_costs_only_the_wait(slurm, slur
     assert re.search(r"^train\s+3$", edited.stdout, re.M), edited.stdout
 
 
+def asked_mb(job: dict, expected: int) -> bool:
+    """Whether the job asked for ``expected`` MB; the SLURM plugin adds a few to an array job (its task list)."""
+    return expected <= int(job["ReqMem"].removesuffix("M")) <= expected + 16
+
+
 def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(slurm, slurm_study, osc_workflow):
     # train_job.runtime and mem_mb: auto. The first sweep asks for the unmeasured figures; what its runs used
     # (the registry job keeps it in results/resource_profile.json) sizes the second sweep's requests.
@@ -765,9 +770,8 @@ def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(sl
     first = run(osc_workflow, env, "--profile", "profiles/osc", *FAST_STATUS)
     assert first.returncode == 0, first.stderr[-5000:]
     first_jobs = attempts_of(slurm, "train", before)
-    assert [job["TimelimitRaw"] for job in first_jobs] == ["30", "30"] and {job["ReqMem"] for job in first_jobs} == {
-        "1500M"
-    }
+    assert [job["TimelimitRaw"] for job in first_jobs] == ["30", "30"]
+    assert all(asked_mb(job, 1500) for job in first_jobs)
     used_minutes = max(math.ceil(int(job["ElapsedRaw"]) / 60) for job in first_jobs)
     peaks = [
         json.loads((osc_workflow / "results" / "runs" / run_id / "run_info.json").read_text())["usage"][
@@ -789,7 +793,7 @@ def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(sl
     assert len(second_jobs) == 2 and all(job["State"] == "COMPLETED" for job in second_jobs)  # none timed out
     for job in second_jobs:
         assert int(job["TimelimitRaw"]) <= 2 * used_minutes, (job, used_minutes)
-        assert job["ReqMem"] == f"{max(1000, math.ceil(max(peaks) * 1.5 / 100) * 100)}M"
+        assert asked_mb(job, max(1000, math.ceil(max(peaks) * 1.5 / 100) * 100)), job
     # The dry run's estimate of what the sweep would use, against what the report says it used.
     cost = pd.read_csv(osc_workflow / "results" / "cost.csv").set_index("attempts")
     used_hours = cost.loc["all", "gpu_hours_used"]

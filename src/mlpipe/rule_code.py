@@ -51,6 +51,8 @@ RULE_CODE = {
         "history/store.py",
     ],
     "summarize": [
+        "cluster/__init__.py",
+        "cluster/accounting.py",
         "hparams.py",
         "analysis/__init__.py",
         "analysis/collect.py",
@@ -69,6 +71,8 @@ RULE_CODE = {
         "tracking/run_record.py",
         "requests/__init__.py",
         "requests/profile.py",
+        "cluster/__init__.py",
+        "cluster/accounting.py",
     ],
     "compare": [
         "hparams.py",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from mlpipe.analysis.collect import load_runs
 from mlpipe.analysis.html import write_html_table
+from mlpipe.cluster.accounting import elapsed_seconds
 from mlpipe.history.passes import load_passes, load_tags, prune_weights, record_pass
 from mlpipe.history.store import WEIGHTS, Version, load_versions
 from mlpipe.io import atomic_path
@@ -146,16 +148,20 @@ def build_registry(
     history_dir: Path | None = None,
     keep_weights: str = "all",
     profile: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
     """Write the registry (the current runs, and every version the history keeps, its passes and tags) and a
     provenance table for the report; record the current versions as a pass; return the number of runs.
 
     With ``keep_weights: tagged``, the weights of versions neither current nor tagged are deleted first. With
-    ``profile``, what each finished run used joins the study's resource profile (mlpipe.requests).
+    ``profile``, what each finished run used (its job's time from SLURM's accounting, read with ``environ``) joins the
+    study's resource profile (mlpipe.requests).
     """
     runs, _ = load_runs(runs_dir, run_ids)
     if profile is not None:
-        samples = [(run, run_sample(run.run_config, run.info)) for run in runs]
+        job_ids = (run.info.get("provenance", {}).get("slurm_job_id") for run in runs)
+        elapsed = elapsed_seconds(job_ids, environ) if environ is not None else {}
+        samples = [(run, run_sample(run.run_config, run.info, elapsed)) for run in runs]
         update_profile(
             profile,
             ((sample[0], run.run_config.get("version") or run.run_id, sample[1]) for run, sample in samples if sample),

@@ -12,6 +12,7 @@ import yaml
 from mlpipe.analysis.collect import Run, load_runs
 from mlpipe.analysis.html import write_html_table
 from mlpipe.analysis.stats import configuration_label, seed_statistics
+from mlpipe.cluster.accounting import elapsed_seconds
 from mlpipe.hparams import hparam
 from mlpipe.io import atomic_path, write_text
 
@@ -81,17 +82,19 @@ def resource_table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cost_table(runs: list[Run]) -> pd.DataFrame:
-    """GPU-hours the study's train jobs asked SLURM for and used: first attempts, retries, and all of them."""
+def cost_table(runs: list[Run], elapsed: Mapping[str, float]) -> pd.DataFrame:
+    """GPU-hours the study's train jobs asked SLURM for and used (``elapsed``: SLURM's accounting of each job, else
+    the trainer's clock): first attempts, retries, and all of them."""
     totals = {kind: {"jobs": 0, "gpu_hours_requested": 0.0, "gpu_hours_used": 0.0} for kind in COST_ROWS}
     for run in runs:
         for attempt in _attempts(run):
+            seconds = elapsed.get(attempt.get("slurm_job_id") or "", attempt["wall_seconds"]) or 0
             gpus = attempt["requested"].get("gpus") or 0
             minutes = attempt["requested"].get("runtime_minutes") or 0
             for kind in ("first attempts" if attempt["attempt"] == 1 else "retries", "all"):
                 totals[kind]["jobs"] += 1
                 totals[kind]["gpu_hours_requested"] += gpus * minutes / 60
-                totals[kind]["gpu_hours_used"] += gpus * (attempt["wall_seconds"] or 0) / 3600
+                totals[kind]["gpu_hours_used"] += gpus * seconds / 3600
     rows = [{"attempts": kind, **values} for kind, values in totals.items()]
     for row in rows:
         asked = row["gpu_hours_requested"]
@@ -148,12 +151,18 @@ def write_table(table: pd.DataFrame, path: Path, title: str, empty_note: str = "
 
 
 def summarize_sweep(
-    runs_dir: Path, run_ids: list[str], swept: list[str], out: dict[str, Path], study: Mapping | None = None
+    runs_dir: Path,
+    run_ids: list[str],
+    swept: list[str],
+    out: dict[str, Path],
+    study: Mapping | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Write summary, comparison, resources, excluded-runs tables and best_config.yaml to ``out``.
 
     ``study``: the config keys that say where the study lives and what it trains on (``mlpipe.config.study_settings``),
-    copied into best_config.yaml so that it reproduces this study on top of any config/config.yaml."""
+    copied into best_config.yaml so that it reproduces this study on top of any config/config.yaml. ``environ``: to
+    ask SLURM's accounting what the study's jobs used (cost.csv)."""
     runs, excluded = load_runs(runs_dir, run_ids)
     for bad in excluded:
         log.warning("excluded %s: %s", bad["run_id"], bad["reason"])
@@ -164,7 +173,9 @@ def summarize_sweep(
     write_table(summary, out["summary"], "Every run")
     write_table(comparison, out["comparison"], "Configurations over seeds, best first")
     write_table(resource_table(runs), out["resources"], "Asked for and used, per run")
-    write_table(cost_table(runs), out["cost"], "GPU-hours of the study: asked for and used")
+    job_ids = [attempt.get("slurm_job_id") for run in runs for attempt in _attempts(run)]
+    elapsed = elapsed_seconds(job_ids, environ) if environ is not None else {}
+    write_table(cost_table(runs, elapsed), out["cost"], "GPU-hours of the study: asked for and used")
     write_table(
         pd.DataFrame(excluded, columns=["run_id", "reason"]),
         out["excluded"],

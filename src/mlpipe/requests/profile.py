@@ -33,17 +33,24 @@ def cost_class(hparams: Mapping, dataset: str, gpus: int, partition: str | None)
     return json.dumps(described, sort_keys=True)
 
 
-def run_sample(run_config: Mapping, info: Mapping) -> tuple[str, dict] | None:
-    """(cost class, measurements) of one finished run, from its run_config.json and run_info.json."""
+def run_sample(run_config: Mapping, info: Mapping, elapsed: Mapping[str, float]) -> tuple[str, dict] | None:
+    """(cost class, measurements) of one finished run, from its run_config.json and run_info.json; its last job's
+    time from ``elapsed`` (SLURM's accounting: the whole job, start-up included) where known, else its own clock."""
     usage, requested = info.get("usage") or {}, info.get("requested") or {}
+    provenance = info.get("provenance") or {}
     epochs = usage.get("epochs_done")
-    if info.get("status") != "finished" or not epochs or usage.get("wall_seconds") is None:
+    wall = elapsed.get(provenance.get("slurm_job_id") or "", usage.get("wall_seconds"))
+    if info.get("status") != "finished" or not epochs or wall is None:
         return None
-    partition = (info.get("provenance") or {}).get("slurm_partition")
-    key = cost_class(run_config["hparams"], run_config["dataset"]["dataset"], requested.get("gpus") or 0, partition)
+    key = cost_class(
+        run_config["hparams"],
+        run_config["dataset"]["dataset"],
+        requested.get("gpus") or 0,
+        provenance.get("slurm_partition"),
+    )
     return key, {
         "epoch_seconds": usage["train_seconds"] / epochs,
-        "startup_seconds": max(0.0, usage["wall_seconds"] - usage["train_seconds"]),
+        "startup_seconds": max(0.0, wall - usage["train_seconds"]),
         "peak_host_memory_mb": usage.get("peak_host_memory_mb"),
         "peak_gpu_memory_mb": usage.get("peak_gpu_memory_mb"),
     }

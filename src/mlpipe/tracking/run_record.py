@@ -59,6 +59,7 @@ class RunRecord:
         usage = fields.get("usage", self.info["usage"])
         attempt = {
             "attempt": self.info["attempts"],
+            "slurm_job_id": self.info["provenance"].get("slurm_job_id"),
             "status": status,
             "requested": self.info["requested"],
             "wall_seconds": usage.get("wall_seconds"),
