@@ -26,6 +26,7 @@ RULE_CODE = {
         "models",
         "training",
         "tracking",
+        "gpuwatch",
         "device.py",
         "torch_build.py",
         "processed.py",
