@@ -57,6 +57,7 @@ RULE_CODE = {
         "analysis/collect.py",
         "analysis/stats.py",
         "analysis/html.py",
+        "analysis/gpu_use.py",
         "analysis/summary.py",
     ],
     "registry": [
@@ -75,6 +76,7 @@ RULE_CODE = {
         "analysis/stats.py",
         "analysis/html.py",
         "analysis/plots.py",
+        "analysis/gpu_use.py",
         "analysis/summary.py",
         "analysis/collect.py",
         "history/__init__.py",
