@@ -19,6 +19,8 @@ EXPECTED = {
         "learning curves": "figure",
         "test accuracy per sweep value": "figure",
         "confusion matrix of the best configuration": "figure",
+        "current pass against its baseline": "table",
+        "each configuration before and after": "figure",
     },
     "Runs": {"every run": "table", "runs left out": "table"},
     "Resources": {"asked for and used, per run": "table", "time and throughput per run": "figure"},
