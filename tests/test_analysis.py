@@ -33,12 +33,13 @@ def test_registry_holds_every_run_and_every_epoch_metric(finished_workflow):
     assert all(row[1] == "finished" and row[3] == "cpu" and row[4] for row in rows)
     assert json.loads(rows[2][2])["lr"] == 0.1
     (count,) = connection.execute("SELECT COUNT(*) FROM epochs").fetchone()
-    assert count == 4 * 3 * 7  # runs x epochs x metrics
-    (value,) = connection.execute(
-        "SELECT value FROM epochs WHERE run_id = ? AND epoch = 2 AND metric = 'val_acc'", (RUN_IDS[1],)
-    ).fetchone()
+    assert count == 4 * 3 * 8  # runs x epochs x metrics: the 7 of every run and the data wait (no GPU measured)
     metrics = pd.read_csv(finished_workflow / "results" / "runs" / RUN_IDS[1] / "metrics.csv")
-    assert value == metrics.loc[metrics["epoch"] == 2, "val_acc"].item()
+    for metric in ("val_acc", "data_wait_share"):
+        (value,) = connection.execute(
+            "SELECT value FROM epochs WHERE run_id = ? AND epoch = 2 AND metric = ?", (RUN_IDS[1], metric)
+        ).fetchone()
+        assert value == metrics.loc[metrics["epoch"] == 2, metric].item()
 
 
 def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: float = 1.0) -> None:
