@@ -212,7 +212,7 @@ def main() -> None:
     )
     clock = clock_overhead_seconds()
     print(
-        f"data-wait clock: {clock * 1e9:.0f} ns per batch, {100 * clock / step_seconds:.4f}% of a "
+        f"data-wait clock: {clock * 1e9:.0f} ns per batch, {100 * clock / step_seconds:.1e}% of a "
         f"{step_seconds * 1000:.1f} ms step"
     )
 
