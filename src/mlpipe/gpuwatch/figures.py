@@ -11,7 +11,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# Per-epoch columns this room fills (mlpipe.layout.OPTIONAL_METRIC_COLUMNS), and the run figure of each.
+# The per-epoch columns this room fills (among mlpipe.layout.OPTIONAL_METRIC_COLUMNS); a run's figures share the names.
 GPU_COLUMNS = ["gpu_util", "gpu_memory_mb", "gpu_power_w"]
 DATA_WAIT_COLUMN = "data_wait_share"
 
