@@ -89,13 +89,14 @@ lock:
 	uv pip compile $(LOCK_OPTIONS) $(LOCK_FLAGS) pyproject.toml requirements/setup.in \
 		-c requirements/torch.txt -c requirements/test.txt --excludes requirements/torch.in -o requirements/run.txt
 
-benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, preprocess, parse time, training throughput, history
+benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, preprocess, parse time, training throughput, history, GPU watch cost
 	python benchmarks/pipeline.py
 	python benchmarks/dry_run.py
 	python benchmarks/preprocess.py
 	python benchmarks/parse.py
 	python benchmarks/training.py
 	python benchmarks/history.py
+	python benchmarks/gpu_watch.py
 
 clean:
 	rm -rf results/* data .snakemake

@@ -7,10 +7,11 @@ Rows (CIFAR-sized synthetic data, 3x32x32 uint8, 10 classes):
   augmentation on the device, bf16/fp16 autocast, channels_last, fused SGD, torch.compile on CUDA);
 - engine airbench: the small fast network, same engine.
 
-Printed per row: images/s, ratio to the seed-style loop, peak GPU memory, and the share of the GPU's
-dense bf16 peak that the row's model FLOPs reach. Targets on an H100/H200 (issue 5): ResNet-18 >= 4.5x the
+Printed per row: images/s, ratio to the seed-style loop, the GPU's mean utilisation over the timed steps (sampled
+through NVML by mlpipe's GPU watch, every 0.1 s), peak GPU memory, and the share of the GPU's dense bf16 peak that the
+row's model FLOPs reach. Targets on an H100/H200 (issue 5): ResNet-18 >= 4.5x the
 seed-style loop, airbench >= 250k images/s. Without a GPU it runs a small size on the CPU and prints the
-same table (GPU columns empty).
+same table (GPU columns empty; so too the utilisation where NVML cannot be used).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from workflow_copy import measured_on
 
 from mlpipe.config import load_schema, train_defaults
 from mlpipe.device import Precision, choose_precision, device_name
+from mlpipe.gpuwatch.watch import GpuWatch, NoGpuWatch, job_gpu_uuids, open_gpu_watch
 from mlpipe.models.factory import build_model
 from mlpipe.processed import Normalizer
 from mlpipe.training.data import Augmentation, TrainBatches
 from mlpipe.training.engine import Engine
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+UTILISATION_EVERY_SECONDS = 0.1  # a row's timed steps last seconds on a GPU: sample more often than a train job
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 # Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, matched against the device name in this
 # order (the first key found wins; plain "H100" is the SXM card); V100 has no bf16, its fp16 peak is used.
@@ -53,6 +56,7 @@ class Result:
     images_per_second: float
     peak_memory_gb: float | None
     flops_per_image: float | None
+    gpu_util: float | None  # mean % over the timed steps
 
 
 def synthetic_cifar(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +79,9 @@ def peak_memory_gb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
-def seed_style_loop(images, labels, device, warmup: int, steps: int, workers: int) -> Result:
+def seed_style_loop(
+    images, labels, device, warmup: int, steps: int, workers: int, watch: GpuWatch | NoGpuWatch
+) -> Result:
     """The seed guide's training loop: PIL transforms in DataLoader workers, fp32."""
     import torchvision
     from PIL import Image
@@ -115,6 +121,7 @@ def seed_style_loop(images, labels, device, warmup: int, steps: int, workers: in
         for batch_images, batch_labels in loader:
             if done == warmup:
                 synchronize(device)
+                watch.start_epoch()
                 started = time.perf_counter()
             batch_images, batch_labels = (
                 batch_images.to(device, non_blocking=True),
@@ -128,11 +135,21 @@ def seed_style_loop(images, labels, device, warmup: int, steps: int, workers: in
                 break
     synchronize(device)
     rate = steps * 128 / (time.perf_counter() - started)
-    return Result("seed-style ResNet-18 (DataLoader+PIL, fp32)", 128, rate, peak_memory_gb(device), None)
+    utilisation = watch.epoch_figures()["gpu_util"]
+    return Result("seed-style ResNet-18 (DataLoader+PIL, fp32)", 128, rate, peak_memory_gb(device), None, utilisation)
 
 
 def engine_loop(
-    model_name: str, label: str, images, labels, device, batch_size: int, warmup: int, steps: int, compile_model: bool
+    model_name: str,
+    label: str,
+    images,
+    labels,
+    device,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    compile_model: bool,
+    watch: GpuWatch | NoGpuWatch,
 ) -> Result:
     """mlpipe's engine: the same step the training loop runs, data and augmentation on the device."""
     hparams = train_defaults(
@@ -167,6 +184,7 @@ def engine_loop(
     for done in range(warmup + steps):
         if done == warmup:
             synchronize(device)
+            watch.start_epoch()
             started = time.perf_counter()
         if step_in_epoch == batches.steps_per_epoch:
             epoch, step_in_epoch = epoch + 1, 0
@@ -181,6 +199,7 @@ def engine_loop(
         rate,
         peak_memory_gb(device),
         flops,
+        watch.epoch_figures()["gpu_util"],
     )
 
 
@@ -229,39 +248,55 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     images, labels = synthetic_cifar(count)
 
-    results = [
-        seed_style_loop(images, labels, device, warmup, steps, workers),
-        engine_loop(
-            "torchvision.resnet18",
-            "engine ResNet-18",
-            images,
-            labels,
-            device,
-            512 if gpu else 128,
-            warmup,
-            steps,
-            compile_model,
-        ),
-        engine_loop(
-            "airbench", "engine airbench", images, labels, device, 1024 if gpu else 256, warmup, steps, compile_model
-        ),
-    ]
+    with open_gpu_watch(job_gpu_uuids(device, 1), every=UTILISATION_EVERY_SECONDS) as watch:
+        results = [
+            seed_style_loop(images, labels, device, warmup, steps, workers, watch),
+            engine_loop(
+                "torchvision.resnet18",
+                "engine ResNet-18",
+                images,
+                labels,
+                device,
+                512 if gpu else 128,
+                warmup,
+                steps,
+                compile_model,
+                watch,
+            ),
+            engine_loop(
+                "airbench",
+                "engine airbench",
+                images,
+                labels,
+                device,
+                1024 if gpu else 256,
+                warmup,
+                steps,
+                compile_model,
+                watch,
+            ),
+        ]
 
     peak = bf16_peak(device)
+    watched = "GPU utilisation through NVML" if isinstance(watch, GpuWatch) else f"no GPU utilisation: {watch.reason}"
     print(
         f"device: {device_name(device)}; {count} synthetic 3x32x32 images; {steps} timed steps per row; "
-        f"{workers} CPU cores"
+        f"{workers} CPU cores; {watched}"
     )
-    print(f"{'setup':<52} {'batch':>5} {'images/s':>10} {'vs seed':>8} {'peak GPU mem':>12} {'% bf16 peak':>11}")
+    print(
+        f"{'setup':<52} {'batch':>5} {'images/s':>10} {'vs seed':>8} {'GPU util':>8} {'peak GPU mem':>12} "
+        f"{'% bf16 peak':>11}"
+    )
     baseline = results[0].images_per_second
     for result in results:
         memory = f"{result.peak_memory_gb:.2f} GB" if result.peak_memory_gb is not None else "-"
         share = "-"
         if peak and result.flops_per_image:
             share = f"{100 * result.flops_per_image * result.images_per_second / peak:.1f} %"
+        utilisation = f"{result.gpu_util:.0f} %" if result.gpu_util is not None else "-"
         print(
             f"{result.name:<52} {result.batch_size:>5} {result.images_per_second:>10,.0f} "
-            f"{result.images_per_second / baseline:>7.2f}x {memory:>12} {share:>11}"
+            f"{result.images_per_second / baseline:>7.2f}x {utilisation:>8} {memory:>12} {share:>11}"
         )
 
 

@@ -16,11 +16,13 @@ from scipy import stats
 from conftest import STUDY_RUN_IDS as RUN_IDS
 from conftest import planned_jobs, snakemake
 from mlpipe.analysis import plots
+from mlpipe.analysis.collect import load_run, load_runs
+from mlpipe.analysis.gpu_use import GPU_USE_COLUMNS
 from mlpipe.analysis.registry import build_registry
 from mlpipe.analysis.stats import seed_statistics
 from mlpipe.analysis.summary import summarize_sweep
 from mlpipe.io import write_csv, write_json
-from mlpipe.layout import RunFiles
+from mlpipe.layout import OPTIONAL_METRIC_COLUMNS, RunFiles
 from mlpipe.tracking.run_record import RunRecord
 
 
@@ -31,12 +33,13 @@ def test_registry_holds_every_run_and_every_epoch_metric(finished_workflow):
     assert all(row[1] == "finished" and row[3] == "cpu" and row[4] for row in rows)
     assert json.loads(rows[2][2])["lr"] == 0.1
     (count,) = connection.execute("SELECT COUNT(*) FROM epochs").fetchone()
-    assert count == 4 * 3 * 7  # runs x epochs x metrics
-    (value,) = connection.execute(
-        "SELECT value FROM epochs WHERE run_id = ? AND epoch = 2 AND metric = 'val_acc'", (RUN_IDS[1],)
-    ).fetchone()
+    assert count == 4 * 3 * 8  # runs x epochs x metrics: the 7 of every run and the data wait (no GPU measured)
     metrics = pd.read_csv(finished_workflow / "results" / "runs" / RUN_IDS[1] / "metrics.csv")
-    assert value == metrics.loc[metrics["epoch"] == 2, "val_acc"].item()
+    for metric in ("val_acc", "data_wait_share"):
+        (value,) = connection.execute(
+            "SELECT value FROM epochs WHERE run_id = ? AND epoch = 2 AND metric = ?", (RUN_IDS[1], metric)
+        ).fetchone()
+        assert value == metrics.loc[metrics["epoch"] == 2, metric].item()
 
 
 def write_fake_run(runs_dir: Path, index: int, lr: float = 0.1, best_val_loss: float = 1.0) -> None:
@@ -237,6 +240,57 @@ def test_local_runs_have_no_scheduler_request_to_flag(finished_workflow):
     assert list(resources["run_id"]) == RUN_IDS
     assert resources["status"].eq("finished").all() and resources["runtime_asked_min"].isna().all()
     assert resources["oversized"].isna().all() and (resources["wall_used_min"] > 0).all()
+
+
+def summary_outputs(folder: Path) -> dict[str, Path]:
+    out = {name: folder / f"{name}.csv" for name in ("summary", "comparison", "resources", "excluded")}
+    return out | {"best_config": folder / "best_config.yaml"}
+
+
+def test_run_folders_from_before_the_gpu_columns_load_with_them_empty(tmp_path):
+    write_fake_run(tmp_path / "runs", 0)  # metrics.csv without data_wait_share and the gpu columns
+    run = load_run(tmp_path / "runs" / "run-0")
+    assert run.metrics[OPTIONAL_METRIC_COLUMNS].isna().all().all() and len(run.metrics) == 20
+    summarize_sweep(tmp_path / "runs", ["run-0"], [], summary_outputs(tmp_path))
+    resources = pd.read_csv(tmp_path / "resources.csv")
+    assert resources[GPU_USE_COLUMNS].isna().all().all() and resources["run_id"].tolist() == ["run-0"]
+
+
+def test_a_gpu_column_that_is_not_a_number_excludes_the_run_by_name(tmp_path):
+    for index in range(2):
+        write_fake_run(tmp_path / "runs", index)
+    metrics = tmp_path / "runs" / "run-1" / "metrics.csv"
+    table = pd.read_csv(metrics).assign(gpu_util="busy")
+    table.to_csv(metrics, index=False)
+    runs, excluded = load_runs(tmp_path / "runs", ["run-0", "run-1"])
+    assert [run.run_id for run in runs] == ["run-0"]
+    assert excluded == [{"run_id": "run-1", "reason": f"{metrics}: non-numeric values in gpu_util"}]
+
+
+def test_resources_show_each_runs_gpu_use_and_flag(tmp_path):
+    flag = "gpu idle: mean utilisation 23% — data wait 61% of step time: the data path starves the GPU"
+    used = {"gpu_util": 23.0, "gpu_memory_mb": 5120.0, "gpu_power_w": 151.5, "data_wait_share": 0.61}
+    for index in range(2):
+        write_fake_run(tmp_path / "runs", index)
+    info = RunFiles.of(tmp_path / "runs" / "run-1").run_info
+    record = json.loads(info.read_text())
+    record["usage"] |= used | {"gpu_flag": flag}
+    write_json(info, record)
+    summarize_sweep(tmp_path / "runs", ["run-0", "run-1"], [], summary_outputs(tmp_path))
+    resources = pd.read_csv(tmp_path / "resources.csv").set_index("run_id")
+    assert resources.loc["run-1", list(used)].to_dict() == used and resources.loc["run-1", "gpu_flag"] == flag
+    assert resources.loc["run-0", GPU_USE_COLUMNS].isna().all()
+    page = (tmp_path / "resources.html").read_text()
+    assert "gpu_util" in page and "the data path starves the GPU" in page  # the report's page of the table
+
+
+def test_a_studys_runs_record_their_data_wait_and_leave_the_gpu_columns_empty_on_the_cpu(finished_workflow):
+    resources = pd.read_csv(finished_workflow / "results" / "resources.csv")
+    assert resources["data_wait_share"].between(0, 1).all() and resources["data_wait_share"].gt(0).all()
+    assert resources[["gpu_util", "gpu_memory_mb", "gpu_power_w", "gpu_flag"]].isna().all().all()
+    for run_id in RUN_IDS:
+        metrics = pd.read_csv(finished_workflow / "results" / "runs" / run_id / "metrics.csv")
+        assert list(metrics.columns[-4:]) == OPTIONAL_METRIC_COLUMNS and metrics["gpu_util"].isna().all()
 
 
 def test_learning_curves_mark_whole_epochs_only(monkeypatch, tmp_path):

@@ -54,6 +54,35 @@ def test_a_study_trains_on_the_gpu_with_reduced_precision(tmp_path):
         assert run_config["device"] != "cpu" and run_config["precision"] in ("bf16", "fp16")
         info = json.loads((workdir / "results" / "runs" / run_id / "run_info.json").read_text())
         assert info["usage"]["peak_gpu_memory_mb"] > 0
+        # The GPU watch, through the real NVML: every epoch has its means, the run its figures.
+        assert info["gpu_watch"]["recorded"] and info["gpu_watch"]["gpus"][0].startswith("GPU-")
+        metrics = pd.read_csv(workdir / "results" / "runs" / run_id / "metrics.csv")
+        assert metrics["gpu_util"].between(0, 100).all() and metrics["gpu_memory_mb"].gt(0).all()
+        assert 0 <= info["usage"]["gpu_util"] <= 100 and 0 <= info["usage"]["data_wait_share"] <= 1
+    assert pd.read_csv(workdir / "results" / "resources.csv")["gpu_util"].notna().all()
+
+
+NVML_MAPPING = """
+import json, pynvml, torch
+from mlpipe.gpuwatch.nvml import Nvml
+from mlpipe.gpuwatch.watch import job_gpu_uuids
+
+uuids = job_gpu_uuids(torch.device("cuda", 0), torch.cuda.device_count())
+nvml = Nvml.open()
+found = [pynvml.nvmlDeviceGetUUID(nvml.handle(uuid)) for uuid in uuids]
+reading = nvml.read(nvml.handle(uuids[0]))
+print(json.dumps({"uuids": uuids, "found": found, "utilisation": reading.utilisation}))
+"""
+
+
+def test_each_cuda_device_is_found_in_nvml_by_its_uuid_in_any_visible_order():
+    devices = visible_devices().split(",")
+    for order in (devices, devices[::-1]):
+        env = gpu_environment() | {"CUDA_VISIBLE_DEVICES": ",".join(order)}
+        result = subprocess.run([sys.executable, "-c", NVML_MAPPING], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        seen = json.loads(result.stdout)
+        assert seen["found"] == seen["uuids"] and 0 <= seen["utilisation"] <= 100
 
 
 def test_a_run_stopped_on_the_gpu_resumes_there(processed_digits, tmp_path):

@@ -82,7 +82,7 @@ def test_a_retrained_run_keeps_its_earlier_version(two_passes):
             assert record["provenance"]["lock_sha256"] and "git_dirty" in record["provenance"]
             assert record["data"]["checksum"] and "src/mlpipe/training/loop.py" in record["code"]
         epochs = registry.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()
-        assert epochs == (2 * 3 * 7,)  # both versions: 3 epochs x 7 metrics each
+        assert epochs == (2 * 3 * 8,)  # both versions: 3 epochs x 8 metrics each (7 and the data wait)
     passes = registry.execute("SELECT number FROM passes ORDER BY number").fetchall()
     assert passes == [(1,), (2,)]
     assert planned_jobs(workdir) == {}  # keeping the history reruns nothing

@@ -194,7 +194,7 @@ def test_weight_average_moves_parameters_and_buffers_towards_the_model_and_copie
             assert torch.equal(value, current), name
 
 
-TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
+TIMING_COLUMNS = ["epoch_seconds", "images_per_second", "data_wait_share"]
 
 
 def hparams(**overrides) -> dict:
@@ -335,6 +335,8 @@ def test_run_interrupted_by_real_signals_resumes_bit_identical(uninterrupted_run
     assert any(stop["step"] > 0 for stop in stops), f"no stop landed mid-epoch: {stops}"
     assert_same_weights(final_weights(run_dir), final_weights(uninterrupted_run))
     pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(uninterrupted_run))
+    # The time figures continue too: each epoch's data wait, those of the epochs it resumed in included.
+    assert pd.read_csv(run_dir / "out" / "metrics.csv")["data_wait_share"].between(0, 1).all()
     for name in ("best.pt", "run_config.json"):
         assert (run_dir / "out" / name).exists()
 

@@ -21,7 +21,7 @@ SITE_RECORD_NAME = "site.json"  # the SLURM site a study runs on (mlpipe.cluster
 
 # <results_dir>/runs/<run id>/
 RUN_FILE_NAMES = {
-    "metrics": "metrics.csv",  # one row per epoch, METRIC_COLUMNS
+    "metrics": "metrics.csv",  # one row per epoch, METRIC_COLUMNS then OPTIONAL_METRIC_COLUMNS
     "best": "best.pt",  # weights of the best epoch (by validation accuracy, then loss)
     "last": "last.pt",  # weights after the last epoch
     "run_config": "run_config.json",  # resolved hyperparameters, where and how it ran
@@ -32,6 +32,9 @@ RUN_FILE_NAMES = {
     "confusion": "confusion.csv",  # test confusion matrix
 }
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second"]
+# Written after METRIC_COLUMNS (mlpipe.gpuwatch): empty where not measured (no GPU, no NVML), and absent from run
+# folders written before they existed, which the analysis reads all the same.
+OPTIONAL_METRIC_COLUMNS = ["data_wait_share", "gpu_util", "gpu_memory_mb", "gpu_power_w"]
 
 # <checkpoint_root>/<run id>/: what a run needs to resume; never a declared output
 RESUME_NAME = "resume.pt"

@@ -26,6 +26,7 @@ RULE_CODE = {
         "models",
         "training",
         "tracking",
+        "gpuwatch",
         "device.py",
         "torch_build.py",
         "processed.py",
@@ -58,6 +59,7 @@ RULE_CODE = {
         "analysis/collect.py",
         "analysis/stats.py",
         "analysis/html.py",
+        "analysis/gpu_use.py",
         "analysis/summary.py",
     ],
     "registry": [
@@ -80,6 +82,7 @@ RULE_CODE = {
         "analysis/stats.py",
         "analysis/html.py",
         "analysis/plots.py",
+        "analysis/gpu_use.py",
         "analysis/summary.py",
         "analysis/collect.py",
         "history/__init__.py",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlpipe.layout import METRIC_COLUMNS, RunFiles
+from mlpipe.layout import METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS, RunFiles
 
 
 class BadRunFolder(ValueError):
@@ -56,6 +56,11 @@ def load_run(run_dir: Path) -> Run:
         raise BadRunFolder(f"{files.metrics}: no epochs")
     if metrics[METRIC_COLUMNS].isna().any().any():
         raise BadRunFolder(f"{files.metrics}: empty or non-numeric values")
+    for column in OPTIONAL_METRIC_COLUMNS:  # empty where not measured
+        if column not in metrics.columns:  # a run folder written before the column existed
+            metrics[column] = float("nan")
+        elif not pd.api.types.is_numeric_dtype(metrics[column]):
+            raise BadRunFolder(f"{files.metrics}: non-numeric values in {column}")
     confusion = _csv(files.confusion, index_col="true_class")
     info = _json(files.run_info) if files.run_info.exists() else {}
     return Run(run_dir.name, run_config["hparams"], run_config, evaluation, metrics, confusion, info)

@@ -11,6 +11,7 @@ what the run folders hold now.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ from mlpipe.cluster.accounting import elapsed_seconds
 from mlpipe.history.passes import load_passes, load_tags, prune_weights, record_pass
 from mlpipe.history.store import WEIGHTS, Version, load_versions
 from mlpipe.io import atomic_path
-from mlpipe.layout import METRIC_COLUMNS
+from mlpipe.layout import METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS
 from mlpipe.requests.profile import run_sample, update_profile
 
 RUN_COLUMNS = {
@@ -208,15 +209,25 @@ def _epoch_rows(runs: list, versions: list[Version]):
     kept = {(found.run_id, found.version) for found in versions}
     for found in versions:
         for row in found.record.get("metrics", []):
-            for metric in EPOCH_METRICS:
-                yield found.run_id, found.version, int(row["epoch"]), metric, float(row[metric])
+            for metric, value in _measured(row):
+                yield found.run_id, found.version, int(row["epoch"]), metric, value
     for run in runs:
         version = run.run_config.get("version") or ""
         if (run.run_id, version) in kept:
             continue
         for row in run.metrics.to_dict("records"):
-            for metric in EPOCH_METRICS:
-                yield run.run_id, version, int(row["epoch"]), metric, float(row[metric])
+            for metric, value in _measured(row):
+                yield run.run_id, version, int(row["epoch"]), metric, value
+
+
+def _measured(row: dict):
+    """(metric, value) of one epoch: every metric, and each optional one (mlpipe.gpuwatch) that was measured."""
+    for metric in EPOCH_METRICS:
+        yield metric, float(row[metric])
+    for metric in OPTIONAL_METRIC_COLUMNS:
+        value = row.get(metric)
+        if value is not None and not math.isnan(value):
+            yield metric, float(value)
 
 
 def _insert_sets(connection: sqlite3.Connection, table: str, members: str, key: str, sets) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from mlpipe.analysis.collect import Run, load_runs
+from mlpipe.analysis.gpu_use import with_gpu_use
 from mlpipe.analysis.html import write_html_table
 from mlpipe.analysis.stats import configuration_label, seed_statistics
 from mlpipe.cluster.accounting import elapsed_seconds
@@ -44,7 +45,7 @@ def run_table(runs: list[Run], swept: list[str]) -> pd.DataFrame:
 
 
 def resource_table(runs: list[Run]) -> pd.DataFrame:
-    """What each run's job asked for against what it used; requests far above use are flagged."""
+    """What each run's job asked for against what it used; requests far above use are flagged; then its GPU use."""
     rows = []
     for run in runs:
         asked, used = run.info.get("requested", {}), run.info.get("usage", {})
@@ -79,7 +80,7 @@ def resource_table(runs: list[Run]) -> pd.DataFrame:
                 "oversized": ", ".join(oversized),
             }
         )
-    return pd.DataFrame(rows)
+    return with_gpu_use(pd.DataFrame(rows), runs)
 
 
 def cost_table(runs: list[Run], elapsed: Mapping[str, float]) -> pd.DataFrame:

@@ -22,6 +22,18 @@ from mlpipe.layout import RunFiles
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING = {"tensorboard": True, "mlflow": {"enabled": False}, "wandb": {"enabled": False}}
+# TensorBoard's tags of the per-epoch columns that are empty where not measured (mlpipe.gpuwatch).
+MEASURED_SCALARS = {
+    "data_wait_share": "time/data_wait_share",
+    "gpu_util": "gpu/utilisation",
+    "gpu_memory_mb": "gpu/memory_mb",
+    "gpu_power_w": "gpu/power_w",
+}
+
+
+def measured(row: dict) -> dict:
+    """The row without its empty values (a GPU column of a run without a GPU): trackers take numbers only."""
+    return {key: value for key, value in row.items() if value is not None}
 
 
 class TensorBoardLogger:
@@ -40,6 +52,9 @@ class TensorBoardLogger:
         self.writer.add_scalar("lr", row["lr"], step)
         self.writer.add_scalar("throughput/images_per_second", row["images_per_second"], step)
         self.writer.add_scalar("time/epoch_seconds", row["epoch_seconds"], step)
+        for key, tag in MEASURED_SCALARS.items():
+            if row.get(key) is not None:
+                self.writer.add_scalar(tag, row[key], step)
         self.writer.flush()
 
     def end(self, status: str) -> None:
@@ -71,7 +86,8 @@ class MlflowLogger:
         record.info["trackers"]["mlflow_run_id"] = run.info.run_id
 
     def epoch(self, row: dict) -> None:
-        self.mlflow.log_metrics({key: float(value) for key, value in row.items() if key != "epoch"}, step=row["epoch"])
+        metrics = {key: float(value) for key, value in measured(row).items() if key != "epoch"}
+        self.mlflow.log_metrics(metrics, step=row["epoch"])
 
     def end(self, status: str) -> None:
         self.mlflow.end_run(
@@ -116,7 +132,7 @@ class WandbLogger:
         record.info["trackers"]["wandb_run_id"] = stable_id
 
     def epoch(self, row: dict) -> None:
-        self.run.log({key: value for key, value in row.items() if key != "epoch"}, step=row["epoch"])
+        self.run.log({key: value for key, value in measured(row).items() if key != "epoch"}, step=row["epoch"])
 
     def end(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "finished" else 1)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from mlpipe.gpuwatch.figures import run_figures
 from mlpipe.io import read_json
 from mlpipe.layout import RunFiles
 from mlpipe.tracking.loggers import EpochLoggers
@@ -40,6 +41,7 @@ class RunTracking:
         device: torch.device,
         exit_code_interrupted: int,
         progress: Callable[[], dict],
+        gpu_watch: dict,  # whether the job's GPUs are watched, or why not (mlpipe.gpuwatch)
     ):
         self.files = RunFiles.of(run_dir)
         if not resumed:  # a fresh start: curves of an earlier attempt would be mixed in
@@ -49,7 +51,9 @@ class RunTracking:
         self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested, state_dir)
         self.run_id, self.hparams, self.tracking = run_id, hparams, tracking
         rows = progress()["rows"]
-        self.record.update(progress=self.progress_record(len(rows), rows[-1]["val_acc"] if rows else None))
+        self.record.update(
+            progress=self.progress_record(len(rows), rows[-1]["val_acc"] if rows else None), gpu_watch=gpu_watch
+        )
         self.loggers: EpochLoggers | None = None
 
     def epoch(self, row: dict) -> None:
@@ -90,6 +94,7 @@ class RunTracking:
             "epochs_done": progress["epoch"],
             "images_per_second": sum(row["images_per_second"] for row in rows) / len(rows) if rows else None,
             "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **run_figures(rows, self.hparams["batch_size"]),  # GPU utilisation, memory, power, data wait, flag
         }
         if self.device.type == "cuda":
             usage["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20

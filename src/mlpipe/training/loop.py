@@ -24,6 +24,9 @@ from pathlib import Path
 import torch
 
 from mlpipe.device import Precision, choose_device, choose_precision, device_name
+from mlpipe.gpuwatch.data_wait import DataWaitClock
+from mlpipe.gpuwatch.figures import log_run_figures
+from mlpipe.gpuwatch.watch import watch_job_gpus
 from mlpipe.history.store import new_version_id
 from mlpipe.history.versions import keep_version
 from mlpipe.inference import evaluate_model
@@ -105,15 +108,20 @@ def train_run(job: TrainJob) -> Progress:
             shutdown(group)
             return progress
         log_start(job, run)
-        with open_tracking(job, run, progress) as tracking:
+        with (
+            watch_job_gpus(run.device, group.world_size, group.is_main) as gpu_watch,
+            open_tracking(job, run, progress, gpu_watch.status) as tracking,
+        ):
             for epoch in range(progress.epoch, hparams["epochs"]):
                 plan = run.batches.plan(epoch)
                 sums = EpochSums(steps, run.device, epoch_sums if group.is_main else None)  # saved summed over ranks
                 epoch_sums = None
                 run.engine.model.train()
+                data_wait = DataWaitClock()
+                gpu_watch.start_epoch()
                 started = time.perf_counter()
                 for step in range(progress.step, steps):
-                    images, labels = run.batches.batch(plan, step)
+                    images, labels = data_wait.batch(run.batches, plan, step)
                     loss, logits = run.engine.step(images, labels)
                     sums.add(step, loss, logits, labels)
                     if finite_check_due(run, step):
@@ -127,7 +135,8 @@ def train_run(job: TrainJob) -> Progress:
                     torch.cuda.synchronize(run.device)
                 epoch_seconds = time.perf_counter() - started
                 progress.train_seconds += epoch_seconds
-                row = end_of_epoch(job, run, progress, sums, epoch, epoch_seconds)
+                watched = {"data_wait_share": data_wait.share_of(epoch_seconds), **gpu_watch.epoch_figures()}
+                row = end_of_epoch(job, run, progress, sums, epoch, epoch_seconds, watched)
                 tracking.epoch(row)
                 progress.complete_epoch(row, hparams["epochs"])
                 if progress.finished:  # named before it is saved: the version is the same if written again
@@ -138,6 +147,7 @@ def train_run(job: TrainJob) -> Progress:
                 if stopping and not progress.finished:
                     exit_checkpointed(stop, progress, group)
             if group.is_main:
+                log_run_figures(progress.rows, hparams["batch_size"])
                 finish(job, run, progress)
     shutdown(group)
     return progress
@@ -279,8 +289,10 @@ def log_start(job: TrainJob, run: Run) -> None:
     )
 
 
-def open_tracking(job: TrainJob, run: Run, progress: Progress) -> RunTracking | NoTracking:
-    """Rank 0 records the run (run_info.json, TensorBoard, MLflow, W&B); other ranks record nothing."""
+def open_tracking(job: TrainJob, run: Run, progress: Progress, gpu_watch: dict) -> RunTracking | NoTracking:
+    """Rank 0 records the run (run_info.json, TensorBoard, MLflow, W&B); other ranks record nothing.
+
+    ``gpu_watch``: whether the job's GPUs are watched, or why not (mlpipe.gpuwatch)."""
     if not run.group.is_main:
         return NoTracking()
     return RunTracking(
@@ -295,11 +307,16 @@ def open_tracking(job: TrainJob, run: Run, progress: Progress) -> RunTracking | 
         device=run.device,
         exit_code_interrupted=EXIT_CHECKPOINTED,
         progress=lambda: asdict(progress),
+        gpu_watch=gpu_watch,
     )
 
 
-def end_of_epoch(job: TrainJob, run: Run, progress: Progress, sums: EpochSums, epoch: int, seconds: float) -> dict:
-    """The epoch's metrics row (every rank); rank 0 also validates, logs, tracks and keeps the best weights."""
+def end_of_epoch(
+    job: TrainJob, run: Run, progress: Progress, sums: EpochSums, epoch: int, seconds: float, watched: dict
+) -> dict:
+    """The epoch's metrics row (every rank); rank 0 also validates, logs, tracks and keeps the best weights.
+
+    ``watched``: the epoch's data-wait share and GPU figures (mlpipe.gpuwatch), in rank 0's row."""
     loss_sum, correct, count = sum_across(sums.totals(), run.group).tolist()
     row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": correct / count}
     if not run.group.is_main:
@@ -319,6 +336,7 @@ def end_of_epoch(job: TrainJob, run: Run, progress: Progress, sums: EpochSums, e
         "lr": run.engine.scheduler.get_last_lr()[0],
         "epoch_seconds": seconds,
         "images_per_second": count / seconds,
+        **watched,
     }
     log.info(
         "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.4g  %.2fs  %.0f img/s",

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from mlpipe.io import atomic_path, write_csv, write_json
-from mlpipe.layout import METRIC_COLUMNS, RunFiles
+from mlpipe.layout import METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS, RunFiles
 from mlpipe.training.checkpoint import save_checkpoint
 from mlpipe.training.progress import Progress
 
@@ -65,7 +65,7 @@ def write_outputs(
 ) -> None:
     """The declared outputs of a finished run; ``best_weights`` is the best epoch's file kept under the state dir,
     ``run_config`` from :func:`finished_run_config`."""
-    write_csv(outputs.metrics, progress.rows, METRIC_COLUMNS)
+    write_csv(outputs.metrics, progress.rows, METRIC_COLUMNS + OPTIONAL_METRIC_COLUMNS)
     save_checkpoint(outputs.last, last_weights)
     with atomic_path(outputs.best) as tmp:
         shutil.copyfile(best_weights, tmp)
