@@ -305,3 +305,24 @@ def test_learning_curves_mark_whole_epochs_only(monkeypatch, tmp_path):
         figures[0].canvas.draw()
         ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
         assert ticks and all(float(tick).is_integer() for tick in ticks)
+
+
+def test_the_studys_gpu_hours_count_first_attempts_and_retries_as_slurm_accounted_them():
+    from mlpipe.analysis.collect import Run
+    from mlpipe.analysis.summary import cost_table
+    from mlpipe.cluster.accounting import parse_sacct
+
+    def attempt(number, job, minutes, wall):
+        asked = {"gpus": 2, "runtime_minutes": minutes}
+        return {"attempt": number, "slurm_job_id": job, "requested": asked, "wall_seconds": wall, "status": "x"}
+
+    log = [attempt(1, "7_1", 60, 3500.0), attempt(2, "9", 120, 1700.0)]
+    runs = [Run("a", {}, {}, {}, pd.DataFrame(), pd.DataFrame(), {"attempt_log": log})]
+    elapsed = parse_sacct("7_1|3600\n7_1.batch|3590\n9|1800\n11|5\n", {"7_1", "9"})
+    assert elapsed == {"7_1": 3600.0, "9": 1800.0}  # the job's own line, not its steps'; only the jobs asked for
+    table = cost_table(runs, elapsed).set_index("attempts")
+    assert table.loc["first attempts", ["jobs", "gpu_hours_requested", "gpu_hours_used"]].tolist() == [1, 2.0, 2.0]
+    assert table.loc["retries", ["jobs", "gpu_hours_requested", "gpu_hours_used"]].tolist() == [1, 4.0, 1.0]
+    assert table.loc["all", "used_share"] == pytest.approx(3.0 / 6.0)
+    without_accounting = cost_table(runs, {}).set_index("attempts")  # a study outside SLURM: the trainers' clocks
+    assert without_accounting.loc["all", "gpu_hours_used"] == pytest.approx(2 * (3500 + 1700) / 3600)

@@ -762,7 +762,8 @@ def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(sl
         {
             "train": {"epochs": 4, "batch_size": 32},
             "sweep": {"grid": {"lr": [0.05, 0.1]}, "seeds": [0]},
-            "train_job": train_job | {"signal_before_walltime": 30},
+            # SLURM's warning comes up to a minute early: a short one leaves these one-minute runs room to finish.
+            "train_job": train_job | {"signal_before_walltime": 5},
         },
     )
     env = osc_env(slurm, slurm_study.scratch)

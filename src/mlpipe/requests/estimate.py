@@ -1,10 +1,12 @@
 """What each train job asks for when ``train_job.runtime`` or ``mem_mb`` is ``auto``, and why.
 
 Time: the measured seconds per epoch times the run's epochs, plus start-up, times the safety factor, plus the
-warning before the walltime (the trainer stops there to checkpoint), in whole minutes. From finished runs of the
-run's cost class (median epoch time, longest start-up), else from the smoke test's step at the study's largest
-batch (an upper bound per step, times the steps of an epoch), else the configured ``unmeasured_runtime``. Memory:
-the largest measured peak times the safety factor, else ``unmeasured_mem_mb``. A retry asks for 2x, then 3x.
+warning before the walltime (the trainer stops there to checkpoint), in whole minutes, and at least a minute more
+than the warning (SLURM may send it up to a minute early). From finished runs of the run's cost class (median
+epoch time, longest start-up; what a run should use: the median start-up), else from the smoke test's step at the
+study's largest batch (an upper bound per step, times the steps of an epoch), else the configured
+``unmeasured_runtime``. Memory: the largest measured peak times the safety factor, else ``unmeasured_mem_mb``. A
+retry asks for 2x, then 3x.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from mlpipe.requests.profile import cost_class
 
 AUTO = "auto"
 MIN_MEM_MB = 1000
+# SLURM looks for jobs to warn every 30 s and may send the warning up to a minute early: a walltime leaves that.
+SIGNAL_JITTER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ def plan_request(
     hparams: dict, dataset: str, gpus: int, partition: str | None, train_job: Mapping, measured: Measurements
 ) -> Request:
     samples = list(measured.profile.get(cost_class(hparams, dataset, gpus, partition), {}).values())
-    expected, source = _expected_seconds(hparams, samples, measured)
+    expected, source = _expected_seconds(hparams, samples, measured, statistics.median)
+    longest, _ = _expected_seconds(hparams, samples, measured, max)  # what the request must cover
     if train_job["runtime"] != AUTO:
         minutes, why = train_job["runtime"], f"configured {train_job['runtime']} min"
     elif expected is None:
@@ -64,18 +69,22 @@ def plan_request(
         why = f"nothing measured yet: configured {minutes} min"
     else:
         margin = train_job["safety_factor"]
-        minutes = max(1, math.ceil((expected * margin + train_job["signal_before_walltime"]) / 60))
+        warning = train_job["signal_before_walltime"]
+        minutes = max(math.ceil((longest * margin + warning) / 60), math.ceil((warning + SIGNAL_JITTER_SECONDS) / 60))
         why = (
-            f"{source}: {expected / 60:.1f} min per run -> {minutes} min (x{margin:g}, and "
-            f"{train_job['signal_before_walltime']} s to checkpoint); configured {train_job['unmeasured_runtime']}"
+            f"{source}: {expected / 60:.1f} min per run -> {minutes} min (the longest x{margin:g}, and "
+            f"{warning} s to checkpoint); configured {train_job['unmeasured_runtime']}"
         )
     return Request(minutes, _memory(samples, train_job), None if expected is None else expected / 60, why)
 
 
-def _expected_seconds(hparams: dict, samples: list[dict], measured: Measurements) -> tuple[float | None, str]:
+def _expected_seconds(
+    hparams: dict, samples: list[dict], measured: Measurements, startup_of
+) -> tuple[float | None, str]:
+    """A run's seconds: its epochs at the median epoch time, plus ``startup_of`` (median or max) the start-ups."""
     if samples:
         epoch = statistics.median(sample["epoch_seconds"] for sample in samples)
-        startup = max(sample["startup_seconds"] for sample in samples)
+        startup = startup_of([sample["startup_seconds"] for sample in samples])
         return startup + hparams["epochs"] * epoch, f"learned from {len(samples)} finished run(s)"
     step = measured.smoke_steps.get(hparams["model"])
     if step and measured.train_samples:
