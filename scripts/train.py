@@ -22,10 +22,13 @@ def main() -> None:
     parser.add_argument("--hparams", type=json.loads, required=True, help="the run's hyperparameters, as JSON")
     parser.add_argument("--processed-dir", type=Path, required=True)
     for name in ("metrics", "best", "last", "run-config"):
-        parser.add_argument(f"--{name}", type=Path, required=True, help="declared output, written when training ends")
+        parser.add_argument(f"--{name}", type=Path, help="declared output, written when training ends")
     parser.add_argument("--run-dir", type=Path, required=True, help="the run's folder: run_info.json, tensorboard/")
     parser.add_argument("--state-dir", type=Path, required=True, help="resumable state; kept when the job fails")
     parser.add_argument("--history-dir", type=Path, default=None, help="where the finished version is kept")
+    parser.add_argument("--until-epoch", type=int, default=None, help="a halving rung: stop after this epoch")
+    parser.add_argument("--rung-record", type=Path, default=None, help="a halving rung's output (with --until-epoch)")
+    parser.add_argument("--budget-may-grow", action="store_true", help="resume a state saved under other epochs")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (0: use one if present)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--request-mem-mb", type=int, default=None, help="memory the job asked for (recorded)")
@@ -33,6 +36,10 @@ def main() -> None:
         "--request-runtime", type=int, default=None, help="walltime in minutes the job asked for (recorded)"
     )
     args = parser.parse_args()
+    if (args.until_epoch is None) != (args.rung_record is None):
+        parser.error("--until-epoch and --rung-record go together")
+    if args.rung_record is None and None in (args.metrics, args.best, args.last, args.run_config):
+        parser.error("--metrics, --best, --last and --run-config are required (unless a rung: --rung-record)")
 
     from dataclasses import replace
 
@@ -61,6 +68,9 @@ def main() -> None:
         tracking=json.loads(os.environ[TRACKING_ENV]) if os.environ.get(TRACKING_ENV) else DEFAULT_TRACKING,
         code_dir=Path.cwd(),
         history_dir=args.history_dir,
+        stop_after_epoch=args.until_epoch,
+        rung_record=args.rung_record,
+        budget_may_grow=args.budget_may_grow,
     )
     if launched_by_torchrun(os.environ):  # a worker: the process the scheduler started holds the run
         train_run(job)

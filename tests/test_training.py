@@ -341,6 +341,50 @@ def test_run_interrupted_by_real_signals_resumes_bit_identical(uninterrupted_run
         assert (run_dir / "out" / name).exists()
 
 
+def rung(run_dir: Path, processed: Path, params: dict, until: int) -> TrainProcess:
+    """A successive-halving rung of the run: train to ``until`` epochs, keep the state, write the rung's record."""
+    record = str(run_dir / f"rung-{until}.json")
+    return train(run_dir, processed, params, "--until-epoch", str(until), "--rung-record", record, "--budget-may-grow")
+
+
+def test_a_run_trained_rung_by_rung_ends_bit_identical_to_one_trained_straight_through(
+    uninterrupted_run, processed_digits, tmp_path
+):
+    run_dir, params = tmp_path / "rungs", hparams(**RESUME_PARAMS)  # 3 epochs: rungs at 1 and 2, then the end
+    straight = pd.read_csv(uninterrupted_run / "out" / "metrics.csv")
+    for until in (1, 2):
+        process = rung(run_dir, processed_digits, params, until)
+        assert f"epoch {until}/3" in process.log and f"epoch {until + 1}/3" not in process.log
+        record = json.loads((run_dir / f"rung-{until}.json").read_text())
+        reached = straight[straight["epoch"] <= until]
+        assert record["epochs"] == until and record["best_val_acc"] == reached["val_acc"].max()
+        assert record["val_acc"] == reached["val_acc"].tolist()  # the same epochs as trained straight through
+        assert not (run_dir / "out" / "metrics.csv").exists()
+        info = json.loads((run_dir / "out" / "run_info.json").read_text())
+        assert info["status"] == "stopped" and info["progress"]["epochs_done"] == until
+    final = train(run_dir, processed_digits, params, "--budget-may-grow")
+    assert "resuming" in final.log and "epoch 1/3" not in final.log and "epoch 2/3" not in final.log
+    assert_same_weights(final_weights(run_dir), final_weights(uninterrupted_run))
+    pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(uninterrupted_run))
+
+    # A rung asked for again (the run has gone further since) writes its record from the state, training nothing.
+    (run_dir / "rung-1.json").unlink()
+    again = rung(run_dir, processed_digits, params, 1)
+    assert "epoch" not in again.log.replace("best_epoch", "")
+    assert json.loads((run_dir / "rung-1.json").read_text())["val_acc"] == straight["val_acc"].tolist()[:1]
+
+
+def test_a_halving_run_whose_budget_grew_continues_where_it_ended(processed_digits, tmp_path):
+    run_dir = tmp_path / "grown"
+    train(run_dir, processed_digits, hparams(epochs=2), "--budget-may-grow")
+    grown = train(run_dir, processed_digits, hparams(epochs=3), "--budget-may-grow")
+    assert "resuming" in grown.log and "epoch 3/3" in grown.log and "epoch 1/3" not in grown.log
+    assert pd.read_csv(run_dir / "out" / "metrics.csv")["epoch"].tolist() == [1, 2, 3]
+    train(tmp_path / "plain", processed_digits, hparams(epochs=2))
+    anew = train(tmp_path / "plain", processed_digits, hparams(epochs=3))  # without it: a new run from scratch
+    assert "hparams changed" in anew.log and "epoch 1/3" in anew.log
+
+
 def test_a_finished_run_asked_for_again_writes_its_outputs_without_training(processed_digits, tmp_path):
     # What a job that Snakemake resubmitted after it lost track of the one that trained the run does.
     run_dir = tmp_path / "twice"

@@ -17,6 +17,8 @@ import jsonschema
 
 from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
 from mlpipe.io import read_yaml
+from mlpipe.search.halving import HalvingError, ladder
+from mlpipe.search.space import SpaceError, bounds, check_distribution, sample, sample_id
 from mlpipe.user_code import parse_reference
 
 RUN_ID_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -112,47 +114,94 @@ def train_defaults(schema: Mapping, **overrides: Any) -> dict:
 
 
 def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
-    """Return ``{run_id: hyperparameters}`` for every grid point times every seed.
+    """Return ``{run_id: hyperparameters}`` for every grid point times every random sample times every seed.
 
-    A run id names only the swept values (``lr-0.1_seed-0``), in config order, so it is
-    readable and stays the same when an unrelated key changes.
+    A run id names only the swept values (``lr-0.1_seed-0``) and the sample (``sample-07``), in config order, so it
+    is readable and stays the same when an unrelated key changes.
     """
     train_schema = schema["properties"]["train"]
     grid: Mapping[str, list] = config["sweep"]["grid"]
     for key, values in grid.items():
-        if key == MODEL_ARGS:
-            raise ConfigError(
-                f"sweep.grid.{key}: sweep one argument at a time, e.g. sweep.grid.{MODEL_ARGS_PREFIX}width: [32, 64]"
-            )
-        if key.startswith(MODEL_ARGS_PREFIX):
-            if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
-                raise ConfigError(f"sweep.grid.{key}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
-            coerce_strings(values, {"items": train_schema["properties"][MODEL_ARGS]["additionalProperties"]})
-        elif key not in train_schema["properties"]:
-            keys = [f"{MODEL_ARGS_PREFIX}<name>" if key == MODEL_ARGS else key for key in train_schema["properties"]]
-            allowed = ", ".join(keys)
-            raise ConfigError(f"sweep.grid.{key}: unknown hyperparameter; allowed: {allowed}")
-        else:
-            coerce_strings(values, {"items": train_schema["properties"][key]})
-            for index, value in enumerate(values):
-                _check_value(f"sweep.grid.{key}[{index}]", value, train_schema["properties"][key])
+        value_schema = _sweep_key_schema(f"sweep.grid.{key}", key, train_schema)
+        coerce_strings(values, {"items": value_schema})
         for index, value in enumerate(values):
+            _check_value(f"sweep.grid.{key}[{index}]", value, value_schema)
             _id_value(f"sweep.grid.{key}[{index}]", _id_form(key, value))
+    samples = _random_samples(config["sweep"]["random"], grid, train_schema)
 
     runs: dict[str, dict] = {}
     for combination in itertools.product(*grid.values()):
-        for seed in config["sweep"]["seeds"]:
-            hparams = {**config["train"], "seed": seed}
-            for key, value in zip(grid, combination):
-                hparams = with_hparam(hparams, key, value)
-            parts = [f"{key}-{_id_value(key, _id_form(key, value))}" for key, value in zip(grid, combination)]
-            run_id = "_".join([*parts, f"seed-{seed}"])
-            if run_id in runs:
-                raise ConfigError(
-                    f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value"
-                )
-            runs[run_id] = hparams
+        for sample_name, sampled in samples:
+            for seed in config["sweep"]["seeds"]:
+                hparams = {**config["train"], "seed": seed}
+                for key, value in [*zip(grid, combination), *sampled.items()]:
+                    hparams = with_hparam(hparams, key, value)
+                parts = [f"{key}-{_id_value(key, _id_form(key, value))}" for key, value in zip(grid, combination)]
+                run_id = "_".join([*parts, *([sample_name] if sample_name else []), f"seed-{seed}"])
+                if run_id in runs:
+                    raise ConfigError(
+                        f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value"
+                    )
+                runs[run_id] = hparams
+    _check_halving(config, runs)
     return runs
+
+
+def swept_keys(config: Mapping) -> list[str]:
+    """The keys whose values tell a study's configurations apart: the grid's, then the random space's."""
+    random = config["sweep"]["random"]
+    return [*config["sweep"]["grid"], *(random["space"] if random else {})]
+
+
+def configuration_of(run_id: str) -> str:
+    """A run's configuration: its id without the seed (``lr-0.1_sample-03``); ``all`` when nothing is swept."""
+    return run_id.rpartition("_seed-")[0] or "all"
+
+
+def _sweep_key_schema(where: str, key: str, train_schema: Mapping) -> Mapping:
+    """The schema of a swept key's values: a key of ``train``, or ``model_args.<name>``."""
+    if key == MODEL_ARGS:
+        raise ConfigError(f"{where}: sweep one argument at a time, e.g. sweep.grid.{MODEL_ARGS_PREFIX}width: [32, 64]")
+    if key.startswith(MODEL_ARGS_PREFIX):
+        if not key.removeprefix(MODEL_ARGS_PREFIX).isidentifier():
+            raise ConfigError(f"{where}: {MODEL_ARGS_PREFIX}<name> needs a Python identifier as name")
+        return train_schema["properties"][MODEL_ARGS]["additionalProperties"]
+    if key not in train_schema["properties"]:
+        keys = [f"{MODEL_ARGS_PREFIX}<name>" if name == MODEL_ARGS else name for name in train_schema["properties"]]
+        raise ConfigError(f"{where}: unknown hyperparameter; allowed: {', '.join(keys)}")
+    return train_schema["properties"][key]
+
+
+def _random_samples(random: Mapping | None, grid: Mapping, train_schema: Mapping) -> list[tuple[str, dict]]:
+    """``[(sample id, values)]`` of ``sweep.random``, each value checked as the key's schema wants; ``[("", {})]``
+    without one."""
+    if not random:
+        return [("", {})]
+    for key, distribution in random["space"].items():
+        where = f"sweep.random.space.{key}"
+        value_schema = _sweep_key_schema(where, key, train_schema)
+        if key in grid:
+            raise ConfigError(f"{where}: also swept in sweep.grid; sweep a key one way")
+        try:
+            check_distribution(key, distribution)
+        except SpaceError as error:
+            raise ConfigError(str(error)) from None
+        for value in bounds(distribution):
+            _check_value(where, coerce_strings(value, value_schema), value_schema)
+    return [(sample_id(index), sample(random["space"], random["seed"], index)) for index in range(random["n"])]
+
+
+def _check_halving(config: Mapping, runs: Mapping[str, dict]) -> None:
+    halving = config["sweep"]["halving"]
+    if not halving:
+        return
+    if "epochs" in swept_keys(config):
+        raise ConfigError("sweep.halving: train.epochs is the budget its rungs climb to; do not sweep epochs")
+    configurations = len({configuration_of(run_id) for run_id in runs})
+    try:
+        ladder(configurations, halving["eta"], halving["min_epochs"], config["train"]["epochs"])
+    except HalvingError as error:
+        raise ConfigError(str(error)) from None
 
 
 def coerce_strings(value: Any, schema: Mapping) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from mlpipe.io import read_json, write_json
 
 RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
+STOPPED = "stopped"  # trained to a halving rung (mlpipe.search.halving): done unless a later rung continues it
 
 
 def now() -> str:
@@ -47,7 +48,7 @@ class RunRecord:
             # One entry per attempt of this version of the run: what its job asked for and what it used.
             "attempt_log": earlier.get("attempt_log", []) if earlier.get("status") != FINISHED else [],
         }
-        if earlier.get("status") in (INTERRUPTED, RUNNING, FAILED):
+        if earlier.get("status") in (INTERRUPTED, RUNNING, FAILED, STOPPED):
             self.info["first_start_time"] = earlier.get("first_start_time", earlier.get("start_time"))
         write_json(self.path, self.info)
 

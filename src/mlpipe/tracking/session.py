@@ -21,7 +21,7 @@ from mlpipe.gpuwatch.figures import run_figures
 from mlpipe.io import read_json
 from mlpipe.layout import RunFiles
 from mlpipe.tracking.loggers import EpochLoggers
-from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, RunRecord, now
+from mlpipe.tracking.run_record import FAILED, FINISHED, INTERRUPTED, STOPPED, RunRecord, now
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class RunTracking:
             progress=self.progress_record(len(rows), rows[-1]["val_acc"] if rows else None), gpu_watch=gpu_watch
         )
         self.loggers: EpochLoggers | None = None
+        self.rung_stop = False
 
     def epoch(self, row: dict) -> None:
         self.loggers.epoch(row)
@@ -73,9 +74,13 @@ class RunTracking:
             raise
         return self
 
+    def stopped_at_rung(self) -> None:
+        """The job ends at a halving rung: the run is stopped, not finished (a later rung may continue it)."""
+        self.rung_stop = True
+
     def __exit__(self, exc_type, exc, traceback) -> bool:
         if exc is None:
-            status = FINISHED
+            status = STOPPED if self.rung_stop else FINISHED
         elif isinstance(exc, SystemExit) and exc.code == self.exit_code_interrupted:
             status = INTERRUPTED
         else:

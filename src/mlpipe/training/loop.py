@@ -42,7 +42,7 @@ from mlpipe.training.data import Augmentation, TrainBatches, fits_on_device, to_
 from mlpipe.training.distributed import ProcessGroup, any_across, barrier, init_process_group, shutdown, sum_across
 from mlpipe.training.engine import Engine
 from mlpipe.training.model_check import check_model_fits
-from mlpipe.training.outputs import TrainOutputs, finished_run_config, weights, write_outputs
+from mlpipe.training.outputs import TrainOutputs, finished_run_config, weights, write_outputs, write_rung_record
 from mlpipe.training.preflight import check_batch_size, check_state_folder
 from mlpipe.training.progress import EpochSums, Progress
 from mlpipe.training.resume import load_resumable, restore_rng_state, run_fingerprint, save_resumable
@@ -73,6 +73,10 @@ class TrainJob:
     tracking: dict = field(default_factory=lambda: DEFAULT_TRACKING)
     code_dir: Path = Path(".")  # the checkout whose git commit is recorded
     history_dir: Path | None = None  # where the finished version is kept (mlpipe.history); None: nowhere
+    # Successive halving (mlpipe.search.halving): train to this epoch, keep the state, write the rung's record.
+    stop_after_epoch: int | None = None
+    rung_record: Path | None = None
+    budget_may_grow: bool = False  # resume a state saved under another train.epochs (a halving study's rungs)
 
 
 @dataclass
@@ -101,6 +105,12 @@ def train_run(job: TrainJob) -> Progress:
         run = set_up_or_record_failure(job)
         hparams, steps, group = job.hparams, run.steps, run.group
         progress, epoch_sums = resume_or_start(job, run)
+        stop_at = job.stop_after_epoch or hparams["epochs"]  # a rung of successive halving stops early
+        if job.rung_record is not None and progress.epoch >= stop_at:  # this rung was trained before
+            if group.is_main:
+                write_rung_record(job.rung_record, job.run_id, progress.rows, stop_at)
+            shutdown(group)
+            return progress
         if progress.finished:  # this very run, trained to the end before: its outputs again, no training
             if group.is_main:
                 finish(job, run, progress)
@@ -112,7 +122,7 @@ def train_run(job: TrainJob) -> Progress:
             watch_job_gpus(run.device, group.world_size, group.is_main) as gpu_watch,
             open_tracking(job, run, progress, gpu_watch.status) as tracking,
         ):
-            for epoch in range(progress.epoch, hparams["epochs"]):
+            for epoch in range(progress.epoch, stop_at):
                 plan = run.batches.plan(epoch)
                 sums = EpochSums(steps, run.device, epoch_sums if group.is_main else None)  # saved summed over ranks
                 epoch_sums = None
@@ -142,13 +152,18 @@ def train_run(job: TrainJob) -> Progress:
                 if progress.finished:  # named before it is saved: the version is the same if written again
                     progress.version = new_version_id()
                 stopping = any_across(stop.requested, group, run.device)
-                if stopping or progress.epoch % hparams["checkpoint_every"] == 0 or progress.finished:
+                at_end = progress.finished or progress.epoch == stop_at
+                if stopping or progress.epoch % hparams["checkpoint_every"] == 0 or at_end:
                     checkpoint(job, run, progress)
-                if stopping and not progress.finished:
+                if stopping and not at_end:
                     exit_checkpointed(stop, progress, group)
             if group.is_main:
                 log_run_figures(progress.rows, hparams["batch_size"])
-                finish(job, run, progress)
+                if progress.finished:
+                    finish(job, run, progress)
+                else:  # its rung's end: the next rung, if it is promoted, continues from the state just saved
+                    write_rung_record(job.rung_record, job.run_id, progress.rows, stop_at)
+                    tracking.stopped_at_rung()
     shutdown(group)
     return progress
 
@@ -250,7 +265,7 @@ def set_up(job: TrainJob) -> Run:
     engine = Engine.build(model, hparams, device, precision, batches.steps_per_epoch, group)
     sample = normalizer(to_device_tensor(train_images[:2], device))
     check_model_fits(engine.model, hparams["model"], sample, meta["num_classes"], precision)
-    fingerprint = run_fingerprint(job.run_id, hparams, meta, group.world_size, precision.name)
+    fingerprint = run_fingerprint(job.run_id, hparams, meta, group.world_size, precision.name, job.budget_may_grow)
     return Run(device, group, precision, meta, normalizer, batches, val_images, val_labels, engine, fingerprint)
 
 
@@ -264,6 +279,7 @@ def resume_or_start(job: TrainJob, run: Run) -> tuple[Progress, torch.Tensor | N
     run.engine.load_state_dict(state["engine"])
     restore_rng_state(state["rng"], run.device)
     progress = Progress(**state["progress"])
+    progress.finished = progress.epoch >= job.hparams["epochs"]  # the budget may have grown since (halving)
     if not progress.finished:
         log.info("resuming %s at epoch %d, step %d", job.run_id, progress.epoch + 1, progress.step)
     return progress, state["epoch_sums"]

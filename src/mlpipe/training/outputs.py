@@ -70,3 +70,19 @@ def write_outputs(
     with atomic_path(outputs.best) as tmp:
         shutil.copyfile(best_weights, tmp)
     write_json(outputs.run_config, run_config)
+
+
+def write_rung_record(path: Path, run_id: str, rows: list[dict], epochs: int) -> dict:
+    """A halving rung's record of a run: its best validation accuracy (ties: lower loss) up to the rung's epochs."""
+    reached = rows[:epochs]
+    best = max(reached, key=lambda row: (row["val_acc"], -row["val_loss"]))
+    record = {
+        "run_id": run_id,
+        "epochs": epochs,
+        "best_val_acc": best["val_acc"],
+        "best_val_loss": best["val_loss"],
+        "best_epoch": best["epoch"],
+        "val_acc": [row["val_acc"] for row in reached],
+    }
+    write_json(path, record)
+    return record

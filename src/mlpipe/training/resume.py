@@ -29,11 +29,14 @@ CODE_PACKAGES = ("mlpipe.models", "mlpipe.training")  # a checkpoint resumes onl
 STATE_KEYS = {"fingerprint", "progress", "epoch_sums", "engine", "rng"}
 
 
-def run_fingerprint(run_id: str, hparams: dict, meta: dict, world_size: int, precision: str) -> dict:
-    """What must be unchanged for a checkpoint to be continued."""
+def run_fingerprint(
+    run_id: str, hparams: dict, meta: dict, world_size: int, precision: str, budget_may_grow: bool = False
+) -> dict:
+    """What must be unchanged for a checkpoint to be continued; with ``budget_may_grow`` (a halving study's rungs)
+    not ``epochs``: a run whose budget grew continues, its schedule stretched to the new budget from there on."""
     return {
         "run_id": run_id,
-        "hparams": hparams,
+        "hparams": {key: value for key, value in hparams.items() if not (budget_may_grow and key == "epochs")},
         "data": meta,
         "code": code_fingerprint(*CODE_PACKAGES),
         "model_code": source_checksum(hparams["model"]),  # a lab's model file and the project files it imports
