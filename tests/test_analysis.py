@@ -243,7 +243,7 @@ def test_local_runs_have_no_scheduler_request_to_flag(finished_workflow):
 
 
 def summary_outputs(folder: Path) -> dict[str, Path]:
-    out = {name: folder / f"{name}.csv" for name in ("summary", "comparison", "resources", "excluded")}
+    out = {name: folder / f"{name}.csv" for name in ("summary", "comparison", "resources", "cost", "excluded")}
     return out | {"best_config": folder / "best_config.yaml"}
 
 

@@ -92,6 +92,8 @@ RULE_CODE = {
         "history/plot.py",
         "history/report.py",
         "tracking/run_record.py",
+        "cluster/__init__.py",
+        "cluster/accounting.py",
     ],
     "smoke_step": [
         "smoke/__init__.py",
@@ -103,7 +105,16 @@ RULE_CODE = {
         "processed.py",
         "user_code.py",
     ],
-    "tag": ["hparams.py", "history", "analysis", "tracking/run_record.py", "user_code.py", "user_sources.py"],
+    "tag": [
+        "hparams.py",
+        "history",
+        "analysis",
+        "cluster/__init__.py",
+        "cluster/accounting.py",
+        "tracking/run_record.py",
+        "user_code.py",
+        "user_sources.py",
+    ],
     "plot": ["analysis/__init__.py", "analysis/stats.py", "analysis/plots.py"],
     "archive": [
         "study/__init__.py",
