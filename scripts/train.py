@@ -14,6 +14,16 @@ from mlpipe.cli import run_main
 
 TRACKING_ENV = "MLPIPE_TRACKING"  # the config's tracking section, resolved (mlpipe.config.tracking_settings)
 STAGE_ENV = "MLPIPE_STAGE_TO_TMPDIR"  # 1: read the data from a copy in the job's $TMPDIR
+EPOCHS_ENV = "MLPIPE_TRAIN_EPOCHS"  # the budget of a halving rung's run, whose --hparams leave it out
+
+
+def with_budget(hparams: dict, environ) -> dict:
+    """``hparams`` with their ``epochs``: given, or for a halving rung the study's budget from the environment."""
+    if "epochs" in hparams:
+        return hparams
+    if not environ.get(EPOCHS_ENV, "").isdigit():
+        raise SystemExit(f"--hparams leave out epochs and {EPOCHS_ENV} does not give them")
+    return {**hparams, "epochs": int(environ[EPOCHS_ENV])}
 
 
 def main() -> None:
@@ -54,7 +64,7 @@ def main() -> None:
 
     job = TrainJob(
         run_id=args.run_id,
-        hparams=args.hparams,
+        hparams=with_budget(args.hparams, os.environ),
         processed_dir=args.processed_dir,
         outputs=TrainOutputs(args.metrics, args.best, args.last, args.run_config, args.run_dir),
         state_dir=args.state_dir,

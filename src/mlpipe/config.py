@@ -17,7 +17,7 @@ import jsonschema
 
 from mlpipe.hparams import MODEL_ARGS, MODEL_ARGS_PREFIX, with_hparam
 from mlpipe.io import read_yaml
-from mlpipe.search.halving import HalvingError, ladder
+from mlpipe.search.halving import HalvingError, Ladder, configuration_of, ladder
 from mlpipe.search.space import SpaceError, bounds, check_distribution, sample, sample_id
 from mlpipe.user_code import parse_reference
 
@@ -143,7 +143,7 @@ def expand_sweep(config: Mapping, schema: Mapping) -> dict[str, dict]:
                         f"sweep.grid: two grid points give the same run id {run_id!r}; remove the duplicate value"
                     )
                 runs[run_id] = hparams
-    _check_halving(config, runs)
+    study_ladder(config, runs)  # settings that cannot work stop here
     return runs
 
 
@@ -151,11 +151,6 @@ def swept_keys(config: Mapping) -> list[str]:
     """The keys whose values tell a study's configurations apart: the grid's, then the random space's."""
     random = config["sweep"]["random"]
     return [*config["sweep"]["grid"], *(random["space"] if random else {})]
-
-
-def configuration_of(run_id: str) -> str:
-    """A run's configuration: its id without the seed (``lr-0.1_sample-03``); ``all`` when nothing is swept."""
-    return run_id.rpartition("_seed-")[0] or "all"
 
 
 def _sweep_key_schema(where: str, key: str, train_schema: Mapping) -> Mapping:
@@ -191,17 +186,20 @@ def _random_samples(random: Mapping | None, grid: Mapping, train_schema: Mapping
     return [(sample_id(index), sample(random["space"], random["seed"], index)) for index in range(random["n"])]
 
 
-def _check_halving(config: Mapping, runs: Mapping[str, dict]) -> None:
+def study_ladder(config: Mapping, runs: Mapping[str, dict]) -> Ladder | None:
+    """The rungs of ``sweep.halving`` over ``runs``, checked; None when every run trains the full budget (no halving,
+    or ``min_epochs`` equal to ``train.epochs``: a single rung)."""
     halving = config["sweep"]["halving"]
     if not halving:
-        return
+        return None
     if "epochs" in swept_keys(config):
         raise ConfigError("sweep.halving: train.epochs is the budget its rungs climb to; do not sweep epochs")
     configurations = len({configuration_of(run_id) for run_id in runs})
     try:
-        ladder(configurations, halving["eta"], halving["min_epochs"], config["train"]["epochs"])
+        found = ladder(configurations, halving["eta"], halving["min_epochs"], config["train"]["epochs"])
     except HalvingError as error:
         raise ConfigError(str(error)) from None
+    return found if len(found.rungs) > 1 else None
 
 
 def coerce_strings(value: Any, schema: Mapping) -> Any:

@@ -115,6 +115,8 @@ RULE_CODE = {
         "user_code.py",
         "user_sources.py",
     ],
+    "promote": ["search", "analysis", "cluster/__init__.py", "cluster/accounting.py", "hparams.py", "layout.py"],
+    "ladder": ["search", "analysis", "cluster/__init__.py", "cluster/accounting.py", "hparams.py", "layout.py"],
     "plot": ["analysis/__init__.py", "analysis/stats.py", "analysis/plots.py"],
     "archive": [
         "study/__init__.py",

@@ -56,7 +56,7 @@ rule summarize:
         **job_resources(mem_mb=2000, runtime=10),
     params:
         runs_dir=folder(RESULTS / "runs"),
-        run_ids=json.dumps(list(RUNS)),
+        run_ids=run_ids_of("evaluations"),
         swept=json.dumps(SWEPT),
         # Copied into best_config.yaml, so that it reproduces the study whatever config/config.yaml holds.
         study=json.dumps(mlpipe_config.study_settings(config)),
@@ -93,7 +93,7 @@ rule registry:
         **job_resources(mem_mb=2000, runtime=10),
     params:
         runs_dir=folder(RESULTS / "runs"),
-        run_ids=json.dumps(list(RUNS)),
+        run_ids=run_ids_of("evaluations"),
         history_dir=folder(HISTORY_DIR),
         keep_weights=config["history"]["keep_weights"],
         profile=folder(RESULTS / PROFILE_NAME),
@@ -133,7 +133,7 @@ rule compare:
         **job_resources(mem_mb=2000, runtime=10),
     params:
         runs_dir=folder(RESULTS / "runs"),
-        run_ids=json.dumps(list(RUNS)),
+        run_ids=run_ids_of("evaluations"),
         history_dir=folder(HISTORY_DIR),
         baseline=config["compare"]["baseline"] or "",
         swept=json.dumps(SWEPT),

@@ -1,4 +1,5 @@
 # Config validation and the small functions that turn the config into paths and targets.
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,7 @@ from mlpipe.requests.estimate import describe_requests, plan_requests
 from mlpipe.requests.profile import PROFILE_NAME
 from mlpipe.requests.sources import gather_measurements
 from mlpipe.rule_code import rule_code
+from mlpipe.search.halving import describe_rung_requests, runs_of
 from mlpipe.smoke.plan import SMOKE_FOLDER, STEP_MINUTES, STEPS_FOLDER, miniature
 from mlpipe.user_sources import source_parameter
 
@@ -76,6 +78,8 @@ try:
     # `smoke: true` (make smoke): the study in miniature, in folders of its own (mlpipe.smoke).
     SMOKE = config["smoke"]
     RUNS, PROBES = miniature(config, RUNS) if SMOKE else (RUNS, {})
+    # sweep.halving: the rungs (mlpipe.search.halving); None: every run trains train.epochs (halving.smk).
+    LADDER = None if SMOKE else mlpipe_config.study_ladder(config, RUNS)
     INVOCATION = read_invocation(sys.argv)
     SITE_RECORD = Path(config["results_dir"]) / SITE_RECORD_NAME
     SITE_CHOICE = choose_site(
@@ -109,7 +113,8 @@ if SITE:
     os.environ[SITE_ENV] = SITE_CHOICE.to_json()
 
 DATASET = config["dataset"]["name"]
-SWEPT = list(config["sweep"]["grid"])
+SWEPT = mlpipe_config.swept_keys(config)
+TRAIN_EPOCHS = config["train"]["epochs"]
 RESULTS = Path(config["results_dir"])
 DATA_ROOT = Path(on_scratch(config["data_root"], SITE))
 RAW_DIR = DATA_ROOT / "raw" / DATASET
@@ -162,26 +167,40 @@ except SplitError as error:
     sys.exit(f"config error: {error}")
 # On a cluster a run asks for its GPUs; locally it uses a GPU when it sees one (0 = no requirement).
 TRAIN_GPUS = config["train_job"]["gpus"] if SITE else 0
+
+
 # What each train job asks a site for: configured, or with `auto` learned from what runs of its cost class
 # used (mlpipe.requests). Locally nothing is enforced: the figures for unmeasured runs stand in.
-REQUESTS = (
-    plan_requests(
-        RUNS,
-        DATASET,
-        TRAIN_GPUS,
-        SITE.partition(TRAIN_GPUS),
-        config["train_job"],
-        gather_measurements(
-            RESULTS,
-            PROCESSED_DIR,
-            RESULTS / SMOKE_FOLDER,
-            DATA_ROOT / SMOKE_FOLDER / "processed" / DATASET,
-            config["dataset"],
-        ),
+# Under successive halving, each rung's jobs ask for the epochs they train: {rung's last epoch: {run: request}}.
+def rung_hparams(rung):
+    """Every run's hyperparameters with the epochs a job of rung ``rung`` trains (all of them without halving)."""
+    if LADDER is None:
+        return RUNS
+    epochs = LADDER.rungs[rung] - LADDER.start(rung)
+    return {run: {**hparams, "epochs": epochs} for run, hparams in RUNS.items()}
+
+
+if SITE:
+    _measured = gather_measurements(
+        RESULTS,
+        PROCESSED_DIR,
+        RESULTS / SMOKE_FOLDER,
+        DATA_ROOT / SMOKE_FOLDER / "processed" / DATASET,
+        config["dataset"],
     )
-    if SITE
-    else {}
-)
+    REQUESTS = {
+        epochs: plan_requests(
+            rung_hparams(rung),
+            DATASET,
+            TRAIN_GPUS,
+            SITE.partition(TRAIN_GPUS),
+            config["train_job"],
+            _measured,
+        )
+        for rung, epochs in enumerate(
+            LADDER.rungs if LADDER else [config["train"]["epochs"]]
+        )
+    }
 
 # Jobs get the checkout's package on PYTHONPATH, and settings that do not change results in the
 # environment rather than as params, so that changing them never reruns a finished run: the tracking
@@ -194,6 +213,8 @@ _job_environment = {
     "MLPIPE_STAGE_TO_TMPDIR": str(
         int(mlpipe_config.stage_to_tmpdir(config["train_job"], SITE is not None))
     ),
+    # The budget of a halving rung's run, whose params leave it out (halving.smk).
+    "MLPIPE_TRAIN_EPOCHS": str(config["train"]["epochs"]),
 }
 _exports = " ".join(
     f"{name}={shlex.quote(value)}" for name, value in _job_environment.items()
@@ -235,12 +256,23 @@ def folder(path):
     return lambda wildcards: str(path).format(**wildcards)
 
 
+def final_runs():
+    """The runs trained to train.epochs: every run, or under successive halving the last rung's (halving.smk)."""
+    return list(RUNS) if LADDER is None else runs_in_rung(LADDER.last)
+
+
 def all_runs(kind):
-    return expand(run_file(kind), run=RUNS)
+    """A file of each run trained to the end; under halving known once the last promotion is (an input function)."""
+    if LADDER is None:
+        return expand(run_file(kind), run=RUNS)
+    return lambda wildcards: expand(run_file(kind), run=final_runs())
 
 
-def run_dirs():
-    return [str(RESULTS / "runs" / run) for run in RUNS]
+def run_ids_of(name):
+    """A job's run ids, from its input ``name`` (one file per run folder): the runs of all_runs."""
+    return lambda wildcards, input: json.dumps(
+        [Path(path).parent.name for path in input[name]]
+    )
 
 
 def log_path(rule, name="{run}"):
@@ -287,12 +319,15 @@ def final_outputs():
         *rules.plot.output,
         *rules.compare.output,
         *expand(results(f"{STEPS_FOLDER}/{{probe}}.json"), probe=PROBES),  # smoke.smk
+        *(rules.ladder.output if LADDER else []),  # halving.smk
     )
 
 
 def hparams_digests(wildcards):
-    """A digest of each run's hyperparameters, for the tag job to check that every run is up to date."""
-    return json.dumps({run: hparams_digest(hparams) for run, hparams in RUNS.items()})
+    """A digest of each run's hyperparameters, for the tag job to check that every run is up to date: under
+    successive halving, the finalists once the last promotion is known."""
+    runs = list(RUNS) if LADDER is None else known_finalists()
+    return json.dumps({run: hparams_digest(RUNS[run]) for run in runs})
 
 
 # Snakemake's default temp folder of a job is the expression "system_tmpdir", which it compiles and evaluates
@@ -334,10 +369,15 @@ def job_resources(mem_mb, runtime, gpus=0, signal_before_walltime=None):
 
 
 def train_request(field):
-    """A train job's ``minutes`` or ``mem_mb``: per run on a site, the unmeasured figure (or the configured one)
-    locally."""
+    """A train job's ``minutes`` or ``mem_mb`` (a halving rung's: the job's rung ends at its {epochs} wildcard): per
+    run on a site, the unmeasured figure (or the configured one) locally."""
     if SITE:
-        return lambda wildcards: getattr(REQUESTS[wildcards.run], field)
+        return lambda wildcards: getattr(
+            REQUESTS[int(getattr(wildcards, "epochs", config["train"]["epochs"]))][
+                wildcards.run
+            ],
+            field,
+        )
     configured = config["train_job"]["runtime" if field == "minutes" else "mem_mb"]
     unmeasured = config["train_job"][
         "unmeasured_runtime" if field == "minutes" else "unmeasured_mem_mb"
@@ -361,8 +401,78 @@ if SITE:
         logger.info(
             f"(recorded in {SITE_RECORD} by the run with {SITE_CHOICE.selected_with})"
         )
-    for line in describe_requests(RUNS, REQUESTS, TRAIN_GPUS):
-        logger.info(line)
+    if LADDER is None:  # under halving, per rung (halving.smk)
+        for line in describe_requests(
+            RUNS, REQUESTS[config["train"]["epochs"]], TRAIN_GPUS
+        ):
+            logger.info(line)
+
+
+# Successive halving (halving.smk): the plan, and on a site what each rung's jobs ask for.
+if LADDER:
+    if workflow.is_main_process:
+        logger.info(LADDER.describe(len(config["sweep"]["seeds"])))
+        if SITE:
+            for line in describe_rung_requests(
+                LADDER, REQUESTS, len(config["sweep"]["seeds"]), TRAIN_GPUS
+            ):
+                logger.info(line)
+
+
+def rung_record(epochs, run="{run}"):
+    return results(f"halving/rung-{epochs}/{run}.json")
+
+
+def runs_in_rung(rung):
+    """The runs of rung ``rung`` (an index into LADDER.rungs): every run in the first, then the runs of the
+    configurations the checkpoint after the rung before promoted."""
+    if rung == 0:
+        return list(RUNS)
+    promotion = checkpoints.promote.get(epochs=str(LADDER.rungs[rung - 1])).output[0]
+    with open(promotion) as file:
+        return runs_of(json.load(file)["promoted"], RUNS)
+
+
+def known_finalists():
+    """The last rung's runs if the last promotion has been made, read without waiting for it; else every run."""
+    promotion = Path(rung_promotion(LADDER.rungs[-2]))
+    if not promotion.exists():
+        return list(RUNS)
+    return runs_of(json.loads(promotion.read_text())["promoted"], RUNS)
+
+
+def rung_promotion(epochs):
+    return results(f"halving/promoted-{epochs}.json")
+
+
+def previous_rung(wildcards):
+    """The record of the rung a run continues from (none for the first): the state it left is where this one
+    starts."""
+    if LADDER is None:
+        return []
+    rung = (
+        LADDER.index(int(wildcards.epochs))
+        if hasattr(wildcards, "epochs")
+        else LADDER.last
+    )
+    return [rung_record(LADDER.rungs[rung - 1], wildcards.run)] if rung else []
+
+
+def file_digest(files):
+    """A short checksum of the contents of those of ``files`` (one path, or a list) that exist."""
+    digest = hashlib.sha256()
+    for path in map(Path, [files] if isinstance(files, str) else files):
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()[:16]
+
+
+def hparams_without_epochs(wildcards):
+    """A rung's hyperparameters: the budget (train.epochs, which sets the learning-rate schedule) reaches the job
+    in its environment, so that raising it keeps every finished rung."""
+    hparams = {
+        key: value for key, value in RUNS[wildcards.run].items() if key != "epochs"
+    }
+    return json.dumps(hparams, sort_keys=True)
 
 
 onstart:

@@ -19,7 +19,7 @@ rule archive:
         **job_resources(mem_mb=2000, runtime=60),
     params:
         results_dir=folder(RESULTS),
-        run_ids=json.dumps(list(RUNS)),
+        run_ids=run_ids_of("best"),
         config=json.dumps({key: value for key, value in config.items() if key != "tag"}),
         code=rule_code("archive"),
     shell:

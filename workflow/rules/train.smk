@@ -1,6 +1,7 @@
 rule train:
     input:
         data=processed_dataset(),
+        previous=previous_rung,  # under successive halving: the last rung, whose state the run continues
     output:
         metrics=run_file("metrics"),
         best=run_file("best"),
@@ -30,10 +31,11 @@ rule train:
         history_dir=folder(HISTORY_DIR),
         code=rule_code("train"),
         model_code=model_code(),
+        budget_may_grow="--budget-may-grow" if LADDER else "",  # resumes the last rung's state (halving.smk)
     shell:
         "python scripts/train.py --run-id {wildcards.run:q} --hparams {params.hparams:q}"
         " --processed-dir {params.processed_dir:q} --metrics {output.metrics:q} --best {output.best:q}"
         " --last {output.last:q} --run-config {output.run_config:q} --run-dir {params.run_dir:q}"
         " --state-dir {params.state_dir:q} --history-dir {params.history_dir:q}"
-        " --gpus {resources.gpu} --threads {threads}"
+        " {params.budget_may_grow} --gpus {resources.gpu} --threads {threads}"
         " --request-mem-mb {resources.mem_mb} --request-runtime {resources.runtime} > {log:q} 2>&1"

@@ -7,7 +7,7 @@ previous rung saved, under the schedule of the full budget: no epoch is trained 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -26,18 +26,31 @@ class Ladder:
     def last(self) -> int:
         return len(self.rungs) - 1
 
+    def index(self, epochs: int) -> int:
+        """The rung that trains to ``epochs``."""
+        return self.rungs.index(epochs)
+
+    def start(self, rung: int) -> int:
+        """The epoch a rung's runs continue from."""
+        return self.rungs[rung - 1] if rung else 0
+
+    def keep_after(self, epochs: int) -> int:
+        """How many configurations the rung that ends at ``epochs`` promotes."""
+        return self.configurations[self.index(epochs) + 1]
+
     def epochs_trained(self, seeds: int) -> int:
         """Epochs the whole search trains, every rung continuing where the last stopped."""
-        starts = (0, *self.rungs[:-1])
-        return seeds * sum(count * (end - start) for count, start, end in zip(self.configurations, starts, self.rungs))
+        return seeds * sum(
+            count * (end - self.start(rung)) for rung, (count, end) in enumerate(zip(self.configurations, self.rungs))
+        )
 
     def describe(self, seeds: int) -> str:
         full = self.configurations[0] * seeds * self.rungs[-1]
         trained = self.epochs_trained(seeds)
-        steps = ", ".join(f"{epochs} epochs: {count}" for epochs, count in zip(self.rungs, self.configurations))
+        steps = ", ".join(f"{count} to {epochs}" for epochs, count in zip(self.rungs, self.configurations))
         return (
-            f"successive halving of {self.configurations[0]} configurations x {seeds} seed(s), configurations per "
-            f"rung ({steps}): {trained} epochs in all against the full grid's {full} ({trained / full:.0%})"
+            f"successive halving of {self.configurations[0]} configurations x {seeds} seed(s), configurations to "
+            f"epochs per rung: {steps}; {trained} epochs in all against the full grid's {full} ({trained / full:.0%})"
         )
 
 
@@ -62,14 +75,51 @@ def ladder(configurations: int, eta: int, min_epochs: int, epochs: int, where: s
     return Ladder(tuple(rungs), tuple(counts))
 
 
-def promoted(records: Mapping[str, list[dict]], keep: int) -> list[str]:
-    """The ``keep`` best configurations of a rung, best first, from each configuration's rung records (one per
-    seed: ``best_val_acc``, ``best_val_loss`` up to the rung's epochs)."""
+def configuration_of(run_id: str) -> str:
+    """A run's configuration: its id without the seed (``lr-0.1_sample-03``); ``all`` when nothing is swept."""
+    return run_id.rpartition("_seed-")[0] or "all"
 
-    def score(configuration: str) -> tuple[float, float, str]:
-        seeds = records[configuration]
-        accuracy = statistics.fmean(record["best_val_acc"] for record in seeds)
-        loss = statistics.fmean(record["best_val_loss"] for record in seeds)
-        return (-accuracy, loss, configuration)
 
-    return sorted(records, key=score)[:keep]
+def runs_of(configurations: Iterable[str], run_ids: Iterable[str]) -> list[str]:
+    """The runs (every seed) of ``configurations``, in the order of ``run_ids``."""
+    chosen = set(configurations)
+    return [run_id for run_id in run_ids if configuration_of(run_id) in chosen]
+
+
+def rank(records: Iterable[Mapping], keep: int) -> list[dict]:
+    """A rung's configurations, best first, from its runs' rung records (``best_val_acc``, ``best_val_loss`` up to
+    the rung's epochs): mean over seeds, ties broken by the lower mean loss, then by name; the first ``keep`` marked
+    promoted."""
+    seeds: dict[str, list[Mapping]] = {}
+    for record in records:
+        seeds.setdefault(configuration_of(record["run_id"]), []).append(record)
+    rows = [
+        {
+            "configuration": configuration,
+            "seeds": len(found),
+            "val_acc": statistics.fmean(record["best_val_acc"] for record in found),
+            "val_loss": statistics.fmean(record["best_val_loss"] for record in found),
+        }
+        for configuration, found in seeds.items()
+    ]
+    rows.sort(key=lambda row: (-row["val_acc"], row["val_loss"], row["configuration"]))
+    return [{**row, "promoted": index < keep} for index, row in enumerate(rows)]
+
+
+def describe_rung_requests(ladder: Ladder, requests: Mapping[int, Mapping], seeds: int, gpus: int) -> list[str]:
+    """The dry run's lines on what each rung's train jobs ask a site for (``requests``: per rung's last epoch, per
+    run, a request with ``minutes`` and ``mem_mb``), and the search's GPU-hours at most."""
+    lines, hours = [], 0.0
+    for rung, epochs in enumerate(ladder.rungs):
+        asked = list(requests[epochs].values())
+        minutes = sorted({request.minutes for request in asked})
+        memory = max(request.mem_mb for request in asked)
+        runs = ladder.configurations[rung] * seeds
+        span = f"{minutes[0]}" if len(minutes) == 1 else f"{minutes[0]}-{minutes[-1]}"
+        lines.append(
+            f"rung {rung + 1} (epochs {ladder.start(rung) + 1}-{epochs}): {runs} train job(s), each asks for {span} "
+            f"min, up to {memory} MB"
+        )
+        hours += runs * gpus * minutes[-1] / 60
+    lines.append(f"the search asks for at most {hours:g} GPU-hours on first attempts")
+    return lines

@@ -280,7 +280,11 @@ def resume_or_start(job: TrainJob, run: Run) -> tuple[Progress, torch.Tensor | N
     restore_rng_state(state["rng"], run.device)
     progress = Progress(**state["progress"])
     progress.finished = progress.epoch >= job.hparams["epochs"]  # the budget may have grown since (halving)
-    if not progress.finished:
+    if progress.finished:
+        log.info("%s holds this run, finished: writing its outputs again without training", job.state_dir)
+    elif job.stop_after_epoch is not None and progress.epoch >= job.stop_after_epoch:
+        log.info("%s holds this run past epoch %d: its rung is trained", job.state_dir, job.stop_after_epoch)
+    else:
         log.info("resuming %s at epoch %d, step %d", job.run_id, progress.epoch + 1, progress.step)
     return progress, state["epoch_sums"]
 

@@ -64,8 +64,6 @@ def load_resumable(resume_path: Path, fingerprint: dict, set_aside: bool = True)
     if changed:
         log.warning("not resuming from %s: %s changed since it was saved", resume_path, ", ".join(changed))
         return None
-    if state["progress"]["finished"]:
-        log.info("%s holds this run, finished: writing its outputs again without training", resume_path)
     return state
 
 
