@@ -89,7 +89,7 @@ lock:
 	uv pip compile $(LOCK_OPTIONS) $(LOCK_FLAGS) pyproject.toml requirements/setup.in \
 		-c requirements/torch.txt -c requirements/test.txt --excludes requirements/torch.in -o requirements/run.txt
 
-benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, preprocess, parse time, training throughput, history, GPU watch cost
+benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, preprocess, parse time, training throughput, history, GPU watch cost, halving against the grid
 	python benchmarks/pipeline.py
 	python benchmarks/dry_run.py
 	python benchmarks/preprocess.py
@@ -97,6 +97,7 @@ benchmark: setup  ## speed figures: end-to-end pipeline, dry run of 1,000 runs, 
 	python benchmarks/training.py
 	python benchmarks/history.py
 	python benchmarks/gpu_watch.py
+	python benchmarks/halving.py
 
 clean:
 	rm -rf results/* data .snakemake

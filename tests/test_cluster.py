@@ -29,6 +29,8 @@ from local_slurm import LMOD_INIT, LocalSlurm, missing_requirements, wait_until
 from mlpipe.cluster.invocation import Invocation, read_invocation
 from mlpipe.cluster.selection import SITE_ENV, SiteChoice, choose_site, record_site
 from mlpipe.cluster.site import SiteError, load_site
+from mlpipe.io import write_json
+from mlpipe.requests.profile import PROFILE_NAME, cost_class
 
 ACCOUNT = "pas0001"
 
@@ -103,6 +105,27 @@ def test_dry_run_shows_what_each_job_asks_of_osc(osc_workflow, tmp_path):
     preprocess = next(block for block in output.split("rule ")[1:] if block.startswith("preprocess:"))
     assert "slurm_partition=cpu" in preprocess and str(tmp_path / "scratch" / "data" / "processed") in preprocess
     assert "the sweep asks for at most 1 GPU-hours" in output
+
+
+def test_each_halving_rung_asks_for_the_epochs_it_trains(osc_workflow, tmp_path):
+    # What earlier runs of this cost class used: 10 min per epoch, no start-up to speak of.
+    measured = {"epoch_seconds": 600.0, "startup_seconds": 0.0, "peak_host_memory_mb": 900.0}
+    key = cost_class({"model": "small_cnn", "batch_size": 64}, "digits", 1, "gpu")
+    write_json(osc_workflow / "results" / PROFILE_NAME, {key: {"v1": measured}})
+    sweep = {"grid": {"lr": [0.01, 0.02, 0.05, 0.1]}, "seeds": [0], "halving": {"eta": 2, "min_epochs": 1}}
+    edit_config(
+        osc_workflow, {"train": {"epochs": 4}, "train_job": {"runtime": "auto", "mem_mb": "auto"}, "sweep": sweep}
+    )
+    result = run(osc_workflow, osc_env(None, tmp_path / "scratch"), "--profile", "profiles/osc", "-n")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    # epochs x 600 s x 1.5 + the 300 s warning: 20 min for a rung of one epoch, 35 for one of two
+    assert "rung 1 (epochs 1-1): 4 train job(s), each asks for 20 min, up to 1400 MB" in output
+    assert "rung 2 (epochs 2-2): 2 train job(s), each asks for 20 min" in output
+    assert "rung 3 (epochs 3-4): 1 train job(s), each asks for 35 min" in output
+    assert "the search asks for at most 2.58333 GPU-hours on first attempts" in output  # (6 x 20 + 35) / 60
+    rung_jobs = [block for block in output.split("rule ")[1:] if block.startswith("train_rung:")]
+    assert len(rung_jobs) == 4 and all("runtime=20" in block and "--signal=USR1@300" in block for block in rung_jobs)
 
 
 def train_blocks(output: str) -> list[str]:
@@ -476,20 +499,23 @@ def with_own_checkpoints(workdir: Path, overrides: dict) -> None:
 
 
 def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_study, osc_workflow):
-    with_own_checkpoints(osc_workflow, {"train": {"epochs": 1}, "sweep": {"grid": {"lr": [0.05]}, "seeds": [0, 1]}})
+    # A halving search (2 configurations x 2 seeds, 1 then 2 epochs): each rung's train jobs are one array.
+    halving = {"grid": {"lr": [0.05, 0.1]}, "seeds": [0, 1], "halving": {"eta": 2, "min_epochs": 1}}
+    with_own_checkpoints(osc_workflow, {"train": {"epochs": 2}, "sweep": halving})
     env = osc_env(slurm, slurm_study.scratch)
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     # profiles/osc submits the train jobs that are ready together in one sbatch, as tasks of a job array.
     result = run(osc_workflow, env, "--profile", "profiles/osc", "--until", "train", *FAST_STATUS)
     assert result.returncode == 0, result.stderr[-5000:]
-    train = [
-        job
-        for job in slurm.sacct("JobID", "State", "Partition", "AllocTRES", "Comment")
-        if job["JobID"] not in before and rule_of(job["Comment"]) == "train"
+    jobs = [
+        job for job in slurm.sacct("JobID", "State", "Partition", "AllocTRES", "Comment") if job["JobID"] not in before
     ]
-    assert len(train) == 2 and len({job["JobID"].split("_")[0] for job in train}) == 1  # tasks of one array
-    assert all("_" in job["JobID"] and job["State"] == "COMPLETED" for job in train)
-    assert all(job["Partition"] == "gpu" and "gres/gpu=1" in job["AllocTRES"] for job in train)
+    for rule, count in (("train_rung", 4), ("train", 2)):
+        train = [job for job in jobs if rule_of(job["Comment"]) == rule]
+        assert len(train) == count and len({job["JobID"].split("_")[0] for job in train}) == 1  # tasks of one array
+        assert all("_" in job["JobID"] and job["State"] == "COMPLETED" for job in train)
+        assert all(job["Partition"] == "gpu" and "gres/gpu=1" in job["AllocTRES"] for job in train)
+    assert not [job for job in jobs if rule_of(job["Comment"]) == "promote"]  # a local rule
 
     # Without MLPIPE_ALLOW_CPU, a job that asked for a GPU and sees none (the placeholder) stops at once.
     env.pop("MLPIPE_ALLOW_CPU")
@@ -499,15 +525,15 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
         "--profile",
         "profiles/osc",
         "--forcerun",
-        "train",
+        "train_rung",
         "--until",
-        "train",
+        "train_rung",
         "--retries",
         "0",
         *FAST_STATUS,
     )  # one failure is the whole story here
     assert result.returncode != 0
-    log = (osc_workflow / "results" / "logs" / "train" / "lr-0.05_seed-0.log").read_text()
+    log = (osc_workflow / "results" / "logs" / "train_rung" / "rung-1" / "lr-0.05_seed-0.log").read_text()
     assert log.strip().splitlines()[-1] == (  # the placeholder GPUs hand a job no device (local_slurm.py)
         "error: NoGpuError: this job asked for 1 GPU(s) but CUDA sees none (CUDA_VISIBLE_DEVICES=); "
         "set MLPIPE_ALLOW_CPU=1 to train on the CPU instead"
@@ -516,7 +542,7 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
     failed = [
         job
         for job in slurm.sacct("JobID", "State", "ElapsedRaw", "Comment")
-        if rule_of(job["Comment"]) == "train" and job["State"] == "FAILED"
+        if rule_of(job["Comment"]) == "train_rung" and job["State"] == "FAILED"
     ]
     assert failed and all(int(job["ElapsedRaw"]) < 60 for job in failed)
 
