@@ -235,3 +235,11 @@ def processed_digits(tmp_path_factory) -> Path:
     download_dataset({"name": "digits"}, root / "raw")
     preprocess_dataset(root / "raw", root / "processed", {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0})
     return root / "processed"
+
+
+@pytest.fixture
+def osc_workflow(tmp_path) -> Path:
+    """A fresh copy of the workflow on the small config, whose train jobs ask a site for 1 GPU, 30 min, 1,500 MB."""
+    workdir = copy_workflow(tmp_path / "project")
+    edit_config(workdir, SMALL_CONFIG_OVERRIDES | {"train_job": {"gpus": 1, "runtime": 30, "mem_mb": 1500}})
+    return workdir
