@@ -4,13 +4,15 @@ Snakemake (promotions by a checkpoint, every rung continuing where the last stop
 import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, edit_config, snakemake
+from conftest import REPO, copy_workflow, edit_config, job_env, snakemake
 from mlpipe.config import ConfigError, check_config, load_schema, study_ladder
 from mlpipe.io import read_json
 from mlpipe.search.halving import configuration_of, ladder, rank, runs_of
@@ -229,6 +231,15 @@ def test_a_halving_study_promotes_by_a_checkpoint_trains_no_epoch_twice_and_reus
     finalist = read_json(results / "halving" / "promoted-2.json")["promoted"]
     assert len(finalist) == 1 and pd.read_csv(results / "summary.csv")["run_id"].tolist() == [f"{finalist[0]}_seed-0"]
     assert jobs_run(second).get("train", 0) == 1
+    # make status: runs stopped at a rung of the old budget are where they stopped, not waiting to start.
+    shown = subprocess.run(
+        [sys.executable, "scripts/status.py"], cwd=workdir, env=job_env(), capture_output=True, text=True, check=True
+    ).stdout
+    promoted_ever = {*promotion["promoted"], *read_json(results / "halving" / "promoted-1.json")["promoted"]}
+    stopped_at_one = [run for run in rung_one if configuration_of(run) not in promoted_ever]
+    assert stopped_at_one
+    assert all(re.search(rf"^{run}\s+stopped\s+-\s+1\s+1/4 ", shown, re.M) for run in stopped_at_one), shown
+    assert re.search(rf"^{finalist[0]}_seed-0\s+finished\s+-\s+\d+\s+4/4 ", shown, re.M), shown
 
 
 def without_grid(workdir: Path) -> None:

@@ -25,7 +25,7 @@ WAITING, LOST = "waiting", "lost"
 @dataclass(frozen=True)
 class RunStatus:
     run_id: str
-    state: str  # waiting, running, finished, interrupted, failed, lost
+    state: str  # waiting, running, finished, stopped (at a halving rung), interrupted, failed, lost
     job: str | None  # the SLURM job (array task) that runs or ran it
     attempt: int | None
     epochs_done: int | None
@@ -35,17 +35,22 @@ class RunStatus:
     note: str = ""  # why it failed or was lost
 
 
-def run_statuses(runs: Mapping[str, dict], runs_dir: Path) -> list[RunStatus]:
-    """Each run's status, in the study's order."""
-    return [run_status(run_id, hparams, RunFiles.of(runs_dir / run_id).run_info) for run_id, hparams in runs.items()]
+def run_statuses(runs: Mapping[str, dict], runs_dir: Path, budget_may_grow: bool = False) -> list[RunStatus]:
+    """Each run's status, in the study's order; ``budget_may_grow``: a successive-halving study, whose runs carry
+    on under a raised train.epochs."""
+    return [
+        run_status(run_id, hparams, RunFiles.of(runs_dir / run_id).run_info, budget_may_grow)
+        for run_id, hparams in runs.items()
+    ]
 
 
-def run_status(run_id: str, hparams: dict, run_info: Path) -> RunStatus:
+def run_status(run_id: str, hparams: dict, run_info: Path, budget_may_grow: bool = False) -> RunStatus:
     try:
         info = read_json(run_info)
     except (OSError, ValueError):
         info = {}
-    if info.get("hparams") != hparams:  # not started, or a record of an earlier version of the run
+    if _settings(info.get("hparams"), budget_may_grow) != _settings(hparams, budget_may_grow):
+        # not started, or a record of an earlier version of the run
         return RunStatus(run_id, WAITING, None, None, None, hparams["epochs"], None, None)
     progress = info.get("progress") or {}
     state, note = info.get("status", WAITING), info.get("error", "")
@@ -63,6 +68,12 @@ def run_status(run_id: str, hparams: dict, run_info: Path) -> RunStatus:
         progress.get("updated") or info.get("end_time") or info.get("start_time"),
         note,
     )
+
+
+def _settings(hparams: dict | None, budget_may_grow: bool) -> dict | None:
+    if hparams is None or not budget_may_grow:
+        return hparams
+    return {key: value for key, value in hparams.items() if key != "epochs"}
 
 
 def format_status(statuses: list[RunStatus], queued: list[StudyJob] | None, now: datetime.datetime) -> str:
@@ -110,4 +121,5 @@ def study_status(workflow_dir: Path, configfiles: list[Path], environ: Mapping[s
     on_cluster = (results_dir / SITE_RECORD_NAME).is_file()  # a study started with a SLURM profile
     queued = live_study_jobs(workflow_dir, environ) if on_cluster else None
     now = datetime.datetime.now(datetime.UTC)
-    return format_status(run_statuses(runs, results_dir / "runs"), queued, now)
+    statuses = run_statuses(runs, results_dir / "runs", budget_may_grow=bool(config["sweep"]["halving"]))
+    return format_status(statuses, queued, now)
