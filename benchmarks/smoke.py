@@ -33,7 +33,7 @@ def main() -> None:
         for _ in range(args.repeats):
             started = time.perf_counter()
             result = subprocess.run(
-                [sys.executable, "scripts/smoke.py", "--cores", str(args.cores), "--quiet"],
+                [sys.executable, "scripts/smoke.py", "--cores", str(args.cores)],
                 cwd=workdir,
                 env=user_environment(),
                 capture_output=True,

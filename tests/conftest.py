@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,20 @@ HOST_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 for name in [name for name in os.environ if name.startswith("SLURM_")]:
     del os.environ[name]
+
+# SLURM's client tools are installed here for the SLURM tests, but outside them no controller answers, and the
+# SLURM executor plugin runs `scontrol show config` whenever Snakemake starts: with no controller it waits for
+# its 10 s timeout, in every `snakemake` the suite runs. A config whose controller refuses at once lets Snakemake
+# start as on a machine without SLURM; the tests on the local cluster give each process the cluster's SLURM_CONF.
+NO_CONTROLLER_CONF = Path(tempfile.gettempdir()) / "mlpipe-tests-no-slurm-controller.conf"
+if not NO_CONTROLLER_CONF.exists():
+    with tempfile.NamedTemporaryFile("w", dir=NO_CONTROLLER_CONF.parent, delete=False) as conf:
+        conf.write(
+            "ClusterName=none\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nMessageTimeout=1\n"
+            "NodeName=localhost CPUs=1\nPartitionName=none Nodes=localhost\n"
+        )
+    os.replace(conf.name, NO_CONTROLLER_CONF)
+os.environ["SLURM_CONF"] = str(NO_CONTROLLER_CONF)
 
 # The default config cut down so that an end-to-end run takes seconds: 2 runs of 3 epochs.
 SMALL_CONFIG_OVERRIDES = {

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -193,7 +194,8 @@ def test_training_as_a_job_array_and_a_gpu_job_that_sees_no_gpu(slurm, slurm_stu
     env = osc_env(slurm, slurm_study.scratch)
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     # profiles/osc submits the train jobs that are ready together in one sbatch, as tasks of a job array.
-    result = run(osc_workflow, env, "--profile", "profiles/osc", "--until", "train", *FAST_STATUS)
+    # (The whole study: before the promotion no train job is known, so `--until train` would find none.)
+    result = run(osc_workflow, env, "--profile", "profiles/osc", *FAST_STATUS)
     assert result.returncode == 0, result.stderr[-5000:]
     jobs = [
         job for job in slurm.sacct("JobID", "State", "Partition", "AllocTRES", "Comment") if job["JobID"] not in before
@@ -505,6 +507,11 @@ def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(sl
     said = planned.stdout + planned.stderr
     assert planned.returncode == 0 and "learned from 2 finished run(s): " in said, said[-3000:]
     expected_hours = float(re.search(r"and should use about ([0-9.e-]+) GPU-hours", said)[1])
+    # ... which is what the first sweep's runs used: per run, the median start-up and 4 x the median epoch.
+    (learned,) = json.loads((osc_workflow / "results" / "resource_profile.json").read_text()).values()
+    startup = statistics.median(sample["startup_seconds"] for sample in learned.values())
+    epoch = statistics.median(sample["epoch_seconds"] for sample in learned.values())
+    assert expected_hours == pytest.approx(2 * (startup + 4 * epoch) / 3600, rel=0.01)
 
     before = {job["JobID"] for job in slurm.sacct("JobID")}
     second = run(osc_workflow, env, "--profile", "profiles/osc", *FAST_STATUS)
@@ -514,10 +521,14 @@ def test_a_second_sweep_asks_for_what_the_first_used_and_its_cost_is_foreseen(sl
     for job in second_jobs:
         assert int(job["TimelimitRaw"]) <= 2 * used_minutes, (job, used_minutes)
         assert asked_mb(job, max(1000, math.ceil(max(peaks) * 1.5 / 100) * 100)), job
-    # The dry run's estimate of what the sweep would use, against what the report says it used.
+    # The report's GPU-hours used are SLURM's elapsed times; the dry run's estimate comes near them. (How near
+    # depends on how steady the machine's speed is between the two sweeps: on a quiet machine within 20 %, see
+    # README, Measured; beside the rest of the suite, a factor 2.)
     cost = pd.read_csv(osc_workflow / "results" / "cost.csv").set_index("attempts")
     used_hours = cost.loc["all", "gpu_hours_used"]
-    assert abs(expected_hours - used_hours) <= 0.2 * used_hours, (expected_hours, used_hours)
+    assert used_hours == pytest.approx(sum(int(job["ElapsedRaw"]) for job in second_jobs) / 3600)
+    print(f"dry run's estimate {expected_hours} GPU-hours, used {used_hours:.4g}")
+    assert used_hours / 2 <= expected_hours <= 2 * used_hours, (expected_hours, used_hours)
     assert cost.loc["first attempts", "gpu_hours_requested"] == pytest.approx(
         sum(int(job["TimelimitRaw"]) for job in second_jobs) / 60
     )
