@@ -353,6 +353,16 @@ def test_a_run_trained_rung_by_rung_ends_bit_identical_to_one_trained_straight_t
     run_dir, params = tmp_path / "rungs", hparams(**RESUME_PARAMS)  # 3 epochs: rungs at 1 and 2, then the end
     straight = pd.read_csv(uninterrupted_run / "out" / "metrics.csv")
     for until in (1, 2):
+        if until == 2:  # SLURM's warning in the middle of a rung: it checkpoints, and the retry finishes the rung
+            record = str(run_dir / "rung-2.json")
+            warned = TrainProcess(
+                run_dir, processed_digits, params, "--until-epoch", "2", "--rung-record", record, "--budget-may-grow"
+            )
+            warned.wait_for("resuming")
+            warned.process.send_signal(signal.SIGUSR1)  # honoured at the next step
+            assert warned.finish() == EXIT_CHECKPOINTED, warned.log
+            assert load_checkpoint(run_dir / "state" / "resume.pt")["progress"]["step"] > 0
+            assert not Path(record).exists()
         process = rung(run_dir, processed_digits, params, until)
         assert f"epoch {until}/3" in process.log and f"epoch {until + 1}/3" not in process.log
         record = json.loads((run_dir / f"rung-{until}.json").read_text())
