@@ -29,6 +29,11 @@ def with_hparam(hparams: Mapping, key: str, value: Any) -> dict:
     return {**hparams, key: value}
 
 
+def without_budget(hparams: Mapping) -> dict:
+    """The hyperparameters but ``epochs``: what stays the same while a successive-halving run's budget grows."""
+    return {key: value for key, value in hparams.items() if key != "epochs"}
+
+
 def hparams_digest(hparams: Mapping) -> str:
     """A short digest of a run's hyperparameters: equal exactly when they are."""
     return hashlib.sha256(json.dumps(hparams, sort_keys=True).encode()).hexdigest()[:12]

@@ -23,6 +23,7 @@ RULE_CODE = {
     "download": ["download", "formats", "progress.py"],
     "preprocess": ["preprocess", "formats", "progress.py", "user_code.py", "user_sources.py"],
     "train": [
+        "hparams.py",
         "models",
         "training",
         "tracking",

@@ -52,7 +52,7 @@ from mlpipe.recovery.snakemake_state import (
     folder_locked,
     take_over_earlier_jobs,
 )
-from mlpipe.hparams import hparams_digest
+from mlpipe.hparams import hparams_digest, without_budget
 from mlpipe.requests.estimate import describe_requests, plan_requests
 from mlpipe.requests.profile import PROFILE_NAME
 from mlpipe.requests.sources import gather_measurements
@@ -428,17 +428,20 @@ def runs_in_rung(rung):
     configurations the checkpoint after the rung before promoted."""
     if rung == 0:
         return list(RUNS)
-    promotion = checkpoints.promote.get(epochs=str(LADDER.rungs[rung - 1])).output[0]
-    with open(promotion) as file:
-        return runs_of(json.load(file)["promoted"], RUNS)
+    return promoted_runs(
+        checkpoints.promote.get(epochs=str(LADDER.rungs[rung - 1])).output[0]
+    )
 
 
 def known_finalists():
     """The last rung's runs if the last promotion has been made, read without waiting for it; else every run."""
     promotion = Path(rung_promotion(LADDER.rungs[-2]))
-    if not promotion.exists():
-        return list(RUNS)
-    return runs_of(json.loads(promotion.read_text())["promoted"], RUNS)
+    return promoted_runs(promotion) if promotion.exists() else list(RUNS)
+
+
+def promoted_runs(promotion):
+    """The runs of the configurations a promotion's file names."""
+    return runs_of(json.loads(Path(promotion).read_text())["promoted"], RUNS)
 
 
 def rung_promotion(epochs):
@@ -469,10 +472,7 @@ def file_digest(files):
 def hparams_without_epochs(wildcards):
     """A rung's hyperparameters: the budget (train.epochs, which sets the learning-rate schedule) reaches the job
     in its environment, so that raising it keeps every finished rung."""
-    hparams = {
-        key: value for key, value in RUNS[wildcards.run].items() if key != "epochs"
-    }
-    return json.dumps(hparams, sort_keys=True)
+    return json.dumps(without_budget(RUNS[wildcards.run]), sort_keys=True)
 
 
 onstart:

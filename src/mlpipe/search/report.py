@@ -13,6 +13,7 @@ import pandas as pd
 from mlpipe.analysis.plots import save_figure
 from mlpipe.analysis.summary import write_table
 from mlpipe.io import read_json, write_json
+from mlpipe.layout import RunFiles
 from mlpipe.search.halving import rank
 
 LADDER_COLUMNS = ["epochs", "configuration", "seeds", "val_acc", "val_loss", "promoted"]
@@ -32,12 +33,14 @@ def write_promotion(records: Iterable[Mapping], epochs: int, keep: int, path: Pa
 
 
 def final_rung_records(runs_dir: Path, run_ids: Iterable[str]) -> list[dict]:
-    """The finalists' records at the full budget, from their metrics.csv, as a rung's records are."""
+    """The finalists' records at the full budget, as a rung's records are: the best epoch their run_config.json
+    names."""
     records = []
     for run_id in run_ids:
-        metrics = pd.read_csv(runs_dir / run_id / "metrics.csv")
-        best = metrics.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
-        records.append({"run_id": run_id, "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"]})
+        run_config = read_json(RunFiles.of(runs_dir / run_id).run_config)
+        records.append(
+            {"run_id": run_id, "best_val_acc": run_config["best_val_acc"], "best_val_loss": run_config["best_val_loss"]}
+        )
     return records
 
 
@@ -66,24 +69,9 @@ def budget_table(ladder: pd.DataFrame) -> pd.DataFrame:
         start = int(epochs)
     total = sum(row["epochs_trained"] for row in rows)
     full = rows[0]["runs"] * start
-    rows.append(
-        {
-            "rung": "all rungs",
-            "epochs": start,
-            "configurations": rows[0]["configurations"],
-            "runs": rows[0]["runs"],
-            "epochs_trained": total,
-        }
-    )
-    rows.append(
-        {
-            "rung": "full grid",
-            "epochs": start,
-            "configurations": rows[0]["configurations"],
-            "runs": rows[0]["runs"],
-            "epochs_trained": full,
-        }
-    )
+    first = rows[0]
+    for name, trained in (("all rungs", total), ("full grid", full)):
+        rows.append({**first, "rung": name, "epochs": start, "epochs_trained": trained})
     table = pd.DataFrame(rows)
     table["share_of_full_grid"] = (table["epochs_trained"] / full).round(3)
     return table

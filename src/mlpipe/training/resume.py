@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mlpipe.hparams import without_budget
 from mlpipe.training.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from mlpipe.training.progress import Progress
 from mlpipe.user_sources import source_checksum
@@ -36,7 +37,7 @@ def run_fingerprint(
     not ``epochs``: a run whose budget grew continues, its schedule stretched to the new budget from there on."""
     return {
         "run_id": run_id,
-        "hparams": {key: value for key, value in hparams.items() if not (budget_may_grow and key == "epochs")},
+        "hparams": without_budget(hparams) if budget_may_grow else hparams,
         "data": meta,
         "code": code_fingerprint(*CODE_PACKAGES),
         "model_code": source_checksum(hparams["model"]),  # a lab's model file and the project files it imports

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.config import SCHEMA, check_config, load_schema, load_workflow_config
+from mlpipe.hparams import without_budget
 from mlpipe.io import read_json
 from mlpipe.layout import SITE_RECORD_NAME, RunFiles
 from mlpipe.recovery.run_lock import run_holder
@@ -49,8 +50,12 @@ def run_status(run_id: str, hparams: dict, run_info: Path, budget_may_grow: bool
         info = read_json(run_info)
     except (OSError, ValueError):
         info = {}
-    if _settings(info.get("hparams"), budget_may_grow) != _settings(hparams, budget_may_grow):
-        # not started, or a record of an earlier version of the run
+    recorded = info.get("hparams")
+    if budget_may_grow and recorded is not None:
+        recorded, hparams_now = without_budget(recorded), without_budget(hparams)
+    else:
+        hparams_now = hparams
+    if recorded != hparams_now:  # not started, or a record of an earlier version of the run
         return RunStatus(run_id, WAITING, None, None, None, hparams["epochs"], None, None)
     progress = info.get("progress") or {}
     state, note = info.get("status", WAITING), info.get("error", "")
@@ -68,12 +73,6 @@ def run_status(run_id: str, hparams: dict, run_info: Path, budget_may_grow: bool
         progress.get("updated") or info.get("end_time") or info.get("start_time"),
         note,
     )
-
-
-def _settings(hparams: dict | None, budget_may_grow: bool) -> dict | None:
-    if hparams is None or not budget_may_grow:
-        return hparams
-    return {key: value for key, value in hparams.items() if key != "epochs"}
 
 
 def format_status(statuses: list[RunStatus], queued: list[StudyJob] | None, now: datetime.datetime) -> str:
