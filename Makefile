@@ -72,7 +72,8 @@ history: setup  ## the study's passes and tags, and the current pass against its
 	python scripts/history.py $(if $(CONFIGFILE),--configfile $(CONFIGFILE)) $(if $(BASELINE),--baseline $(BASELINE))
 
 test: setup-test  ## unit and end-to-end tests (real Snakemake runs; SLURM tests when slurm-wlm is installed)
-	pytest -n $(TEST_WORKERS) --dist loadfile
+	pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	pytest -m alone
 
 lint: setup-test  ## the workflow (snakemake --lint, snakefmt) and the Python (ruff)
 	snakemake --lint
