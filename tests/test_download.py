@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 
+import numpy as np
 import pytest
 
 from conftest import REPO, SMALL_CONFIG_OVERRIDES, copy_workflow, edit_config, snakemake
@@ -23,13 +24,27 @@ from dataset_files import (
 )
 from mlpipe.download import transfer
 from mlpipe.download.archives import CorruptArchiveError, UnsafeArchiveError, extract_tar
+from mlpipe.download.builtin import export_digits
 from mlpipe.download.catalog import dataset_spec
 from mlpipe.download.image_folder import ImageFolderError
 from mlpipe.download.stage import download_dataset
 from mlpipe.download.transfer import ChecksumError, DownloadError, fetch
+from mlpipe.formats.idx import read_idx
 from mlpipe.preprocess.stage import preprocess_dataset
 
 SPLIT = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+
+
+def test_the_builtin_digits_are_scikit_learns_as_load_digits_gives_them(tmp_path):
+    from sklearn.datasets import load_digits
+
+    manifest = export_digits(tmp_path)
+    digits = load_digits()
+    images = read_idx(tmp_path / manifest["splits"]["all"]["images"])
+    assert images.dtype == np.uint8 and images.shape == (1797, 8, 8)
+    assert np.array_equal(images, np.rint(digits.images * 255 / 16).astype(np.uint8))
+    assert np.array_equal(read_idx(tmp_path / manifest["splits"]["all"]["labels"]), digits.target)
+    assert manifest["classes"] == [str(name) for name in digits.target_names]
 
 
 def test_builtin_entries_carry_torchvisions_official_locations_and_checksums():

@@ -177,6 +177,8 @@ rule plot:
         ),
     log:
         log_path("plot", "plots"),
+    # The longest job after the summary, and the report waits for it: first when cores are short.
+    priority: 1
     conda:
         "../../envs/analysis.yaml"
     envmodules:
