@@ -37,6 +37,7 @@ from mlpipe.layout import processed_files
 from mlpipe.models.factory import build_model
 from mlpipe.preprocess.stage import preprocess_dataset
 from mlpipe.processed import REBUILD_HINT, Normalizer
+from mlpipe.requests.profile import startup_seconds
 from mlpipe.training.checkpoint import load_checkpoint
 from mlpipe.training.data import Augmentation, AugmentationError, TrainBatches, random_crop
 from mlpipe.training.ema import WeightAverage
@@ -376,6 +377,12 @@ def test_a_run_trained_rung_by_rung_ends_bit_identical_to_one_trained_straight_t
     assert "resuming" in final.log and "epoch 1/3" not in final.log and "epoch 2/3" not in final.log
     assert_same_weights(final_weights(run_dir), final_weights(uninterrupted_run))
     pd.testing.assert_frame_equal(deterministic_metrics(run_dir), deterministic_metrics(uninterrupted_run))
+    # The last job's own share of the training, so that its start-up is its time less that share, not less the
+    # whole run's (which would make it 0 and the learned requests too short).
+    usage = json.loads((run_dir / "out" / "run_info.json").read_text())["usage"]
+    last_epoch = pd.read_csv(run_dir / "out" / "metrics.csv")["epoch_seconds"].iloc[-1]
+    assert usage["job_train_seconds"] == pytest.approx(last_epoch) and usage["train_seconds"] > 2 * last_epoch
+    assert startup_seconds(usage["wall_seconds"], usage) == pytest.approx(usage["wall_seconds"] - last_epoch)
 
     # A rung asked for again (the run has gone further since) writes its record from the state, training nothing.
     (run_dir / "rung-1.json").unlink()

@@ -50,10 +50,16 @@ def run_sample(run_config: Mapping, info: Mapping, elapsed: Mapping[str, float])
     )
     return key, {
         "epoch_seconds": usage["train_seconds"] / epochs,
-        "startup_seconds": max(0.0, wall - usage["train_seconds"]),
+        "startup_seconds": startup_seconds(wall, usage),
         "peak_host_memory_mb": usage.get("peak_host_memory_mb"),
         "peak_gpu_memory_mb": usage.get("peak_gpu_memory_mb"),
     }
+
+
+def startup_seconds(wall: float, usage: Mapping) -> float:
+    """What the run's last job spent outside training: its time (``wall``) less the epochs it trained itself.
+    (Records written before ``job_train_seconds`` existed count the whole run's training.)"""
+    return max(0.0, wall - usage.get("job_train_seconds", usage["train_seconds"]))
 
 
 def update_profile(path: Path, samples: Iterable[tuple[str, str, dict]]) -> dict:

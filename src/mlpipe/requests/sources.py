@@ -12,7 +12,7 @@ from mlpipe.layout import META_NAME, RunFiles
 from mlpipe.preprocess.fractions import COUNTS_KEY
 from mlpipe.preprocess.split import TRAIN, planned_split_counts
 from mlpipe.requests.estimate import Measurements
-from mlpipe.requests.profile import PROFILE_NAME, load_profile
+from mlpipe.requests.profile import PROFILE_NAME, load_profile, startup_seconds
 from mlpipe.smoke.plan import STEPS_FOLDER
 
 
@@ -30,7 +30,7 @@ def gather_measurements(
     for run_info in sorted((smoke_results / "runs").glob(f"*/{RunFiles.of(Path()).run_info.name}")) if steps else []:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             usage = read_json(run_info)["usage"]
-            startups.append(max(0.0, usage["wall_seconds"] - usage["train_seconds"]))
+            startups.append(startup_seconds(usage["wall_seconds"], usage))
     return Measurements(
         profile=load_profile(results_dir / PROFILE_NAME),
         smoke_steps=steps,

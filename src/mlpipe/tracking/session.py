@@ -50,7 +50,9 @@ class RunTracking:
         self.device, self.exit_code_interrupted, self.progress = device, exit_code_interrupted, progress
         self.record = RunRecord(self.files.run_info, run_id, hparams, provenance, requested, state_dir)
         self.run_id, self.hparams, self.tracking = run_id, hparams, tracking
-        rows = progress()["rows"]
+        progress_now = progress()
+        self.train_seconds_before = progress_now["train_seconds"]  # trained by the run's earlier jobs
+        rows = progress_now["rows"]
         self.record.update(
             progress=self.progress_record(len(rows), rows[-1]["val_acc"] if rows else None), gpu_watch=gpu_watch
         )
@@ -96,6 +98,7 @@ class RunTracking:
         usage = {
             "wall_seconds": time.perf_counter() - self.started,
             "train_seconds": progress["train_seconds"],
+            "job_train_seconds": progress["train_seconds"] - self.train_seconds_before,  # this job's share
             "epochs_done": progress["epoch"],
             "images_per_second": sum(row["images_per_second"] for row in rows) / len(rows) if rows else None,
             "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
